@@ -1,0 +1,219 @@
+/**
+ * Subcommands and their flags. `main.ts` only dispatches here; each command returns an exit code
+ * (0 ok, 1 failure, 2 usage error) and writes its own output.
+ */
+import { parseArgs } from "node:util";
+import { parseLogLevel, rootLogger } from "./log.ts";
+import type { LogFormat } from "./log.ts";
+import { EXPECTED_ABI_VERSION, NativeCore } from "./native_abi.ts";
+import { loadServeConfig, startHost } from "./serve.ts";
+import { formatSelftest, runSelftest } from "./selftest.ts";
+import { gitCommit, VERSION } from "./version.ts";
+import { createMgmtApp, serializeOpenApi } from "../mgmt/mod.ts";
+import type { MgmtDeps } from "../mgmt/mod.ts";
+
+const encoder = new TextEncoder();
+function out(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(text));
+}
+function err(text: string): void {
+  Deno.stderr.writeSync(encoder.encode(text));
+}
+
+class UsageError extends Error {}
+
+const GLOBAL_HELP = `punktfunk ${VERSION} — game and desktop streaming host
+
+Usage: punktfunk [--version] [--log-level LEVEL] <command> [options]
+
+Commands:
+  serve      run the host (management API; more planes arrive with --gamestream etc.)
+  openapi    print the management API's OpenAPI 3.1 document
+  selftest   report what this machine can do, with a reason for every "no"
+
+Global options:
+  --version            version, native ABI version and git commit
+  --log-level LEVEL    off|error|warn|info|debug|trace (env PUNKTFUNK_LOG; default info)
+  --log-format FORMAT  human|json (default: human on a terminal, json otherwise)
+  -h, --help           this help; \`punktfunk <command> --help\` for a command
+`;
+
+const COMMAND_HELP: Record<string, string> = {
+  serve: `Usage: punktfunk serve [options]
+
+Runs the host. State lives in $PUNKTFUNK_CONFIG_DIR, else $XDG_CONFIG_HOME/punktfunk, else
+~/.config/punktfunk. Precedence: flag > environment > <config dir>/config.json > default.
+
+Options:
+  --mgmt-bind HOST:PORT    management API address (env PUNKTFUNK_MGMT_BIND; default 127.0.0.1:47990).
+                           Off loopback a token is mandatory and the API is served over HTTPS.
+  --mgmt-token TOKEN       bearer token (env PUNKTFUNK_MGMT_TOKEN; at least 16 characters)
+  --mgmt-token-file PATH   read the token from PATH (env PUNKTFUNK_MGMT_TOKEN_FILE;
+                           default <config dir>/mgmt-token when that file exists)
+  --log-level LEVEL        see \`punktfunk --help\`
+  -h, --help               this help
+`,
+  openapi: `Usage: punktfunk openapi [--output FILE]
+
+Prints the management API's OpenAPI 3.1 document (the one checked in at api/openapi.json).
+
+Options:
+  -o, --output FILE   write to FILE instead of standard output
+  -h, --help          this help
+`,
+  selftest: `Usage: punktfunk selftest [--json]
+
+Reports what this machine can do: native core, encoders (opened for real at 1280x720), capture
+and input backends, QUIC, config paths — with a reason for every "no".
+
+Options:
+  --json       machine-readable output
+  -h, --help   this help
+`,
+};
+
+const GLOBAL_OPTIONS = {
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+function parse<O extends OptionSpec>(args: string[], options: O) {
+  const config = {
+    args,
+    options: { ...GLOBAL_OPTIONS, ...options },
+    strict: true as const,
+    allowPositionals: false as const,
+  };
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function configureLogging(values: { "log-level"?: string; "log-format"?: string }): void {
+  const levelText = values["log-level"] ?? Deno.env.get("PUNKTFUNK_LOG");
+  if (levelText !== undefined) {
+    try {
+      rootLogger.configure({ level: parseLogLevel(levelText) });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  const format = values["log-format"];
+  if (format !== undefined) {
+    if (format !== "human" && format !== "json") throw new UsageError(`unknown log format "${format}"`);
+    rootLogger.configure({ format: format as LogFormat });
+  }
+}
+
+export function versionText(): string {
+  let abi: string;
+  try {
+    const native = NativeCore.open();
+    abi = `native ABI ${native.abiVersion}`;
+    native.close();
+  } catch (error) {
+    abi = `native ABI ${EXPECTED_ABI_VERSION} expected, library not loadable: ${(error as Error).message}`;
+  }
+  return `punktfunk ${VERSION} (${abi}, commit ${gitCommit()})\n`;
+}
+
+/** Deps for generating the document only: no handler runs, so none of these is called. */
+const documentOnlyDeps = new Proxy({} as MgmtDeps, {
+  get: (_target, key) =>
+    key === "token" ? undefined : key === "log" ? rootLogger : () => {
+      throw new Error("document-only management app cannot serve requests");
+    },
+});
+
+export function openApiText(): string {
+  return serializeOpenApi(createMgmtApp(documentOnlyDeps).openApiDocument());
+}
+
+async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    "mgmt-bind": { type: "string" },
+    "mgmt-token": { type: "string" },
+    "mgmt-token-file": { type: "string" },
+  });
+  if (values.help) return (out(COMMAND_HELP.serve), 0);
+  configureLogging(values);
+  const log = rootLogger;
+  const config = loadServeConfig({
+    mgmtBind: values["mgmt-bind"],
+    mgmtToken: values["mgmt-token"],
+    mgmtTokenFile: values["mgmt-token-file"],
+    logLevel: values["log-level"],
+  }, Deno.env.toObject());
+  log.configure({ level: config.logLevel });
+  const host = await startHost(config, log);
+  host.lifecycle.installSignalHandlers();
+  // Runs until a signal: the handlers shut down and exit.
+  await new Promise(() => {});
+  return 0;
+}
+
+function openapiCommand(args: string[]): number {
+  const { values } = parse(args, { output: { type: "string", short: "o" } });
+  if (values.help) return (out(COMMAND_HELP.openapi), 0);
+  configureLogging(values);
+  const text = openApiText();
+  if (values.output) Deno.writeTextFileSync(values.output, text);
+  else out(text);
+  return 0;
+}
+
+async function selftestCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { json: { type: "boolean" } });
+  if (values.help) return (out(COMMAND_HELP.selftest), 0);
+  configureLogging(values);
+  const sections = await runSelftest(Deno.env.toObject());
+  out(values.json ? JSON.stringify(sections, null, 2) + "\n" : formatSelftest(sections));
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
+  serve: serveCommand,
+  openapi: openapiCommand,
+  selftest: selftestCommand,
+};
+
+/** Position of the command word, skipping global flags and the values of those that take one. */
+export function findCommandIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--log-level" || argv[i] === "--log-format") i++;
+    else if (!argv[i].startsWith("-")) return i;
+  }
+  return -1;
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  try {
+    const index = findCommandIndex(argv);
+    const globals = index === -1 ? argv : argv.slice(0, index);
+    const { values } = parse(globals, { version: { type: "boolean", short: "V" } });
+    if (values.version) return (out(versionText()), 0);
+    if (index === -1) {
+      if (values.help) return (out(GLOBAL_HELP), 0);
+      throw new UsageError("no command given");
+    }
+    const command = argv[index];
+    const run = COMMANDS[command];
+    if (!run) throw new UsageError(`unknown command "${command}"`);
+    return await run([
+      ...globals.filter((arg) => arg !== "--help" && arg !== "-h"),
+      ...argv.slice(index + 1),
+    ]);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`punktfunk: ${error.message}\n\n${GLOBAL_HELP}`);
+      return 2;
+    }
+    rootLogger.error((error as Error).message, { kind: (error as Error).name });
+    return 1;
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Where state lives and how `serve` settings resolve: CLI flag > environment (`PUNKTFUNK_*`) >
+ * config file (`<config dir>/config.json`) > default. Pure: callers pass env and file contents.
+ */
+import { parseLogLevel } from "./log.ts";
+import type { LogLevel } from "./log.ts";
+
+export type Env = Record<string, string | undefined>;
+
+export function resolveConfigDir(env: Env): string {
+  if (env.PUNKTFUNK_CONFIG_DIR) return env.PUNKTFUNK_CONFIG_DIR;
+  if (env.XDG_CONFIG_HOME) return `${env.XDG_CONFIG_HOME}/punktfunk`;
+  if (env.HOME) return `${env.HOME}/.config/punktfunk`;
+  throw new Error("cannot find a config directory: set PUNKTFUNK_CONFIG_DIR, XDG_CONFIG_HOME or HOME");
+}
+
+/** 47990 is the original's management port; 47984–48010 stay free for GameStream. */
+export const DEFAULT_MGMT_BIND = "127.0.0.1:47990";
+
+export interface ServeFlags {
+  mgmtBind?: string;
+  mgmtToken?: string;
+  mgmtTokenFile?: string;
+  logLevel?: string;
+}
+
+export interface FileConfig {
+  mgmt_bind?: string;
+  mgmt_token_file?: string;
+  log_level?: string;
+}
+
+export interface ServeConfig {
+  configDir: string;
+  mgmtBind: { host: string; port: number };
+  /** Where the token came from, for the start-up log line (never the token itself). */
+  mgmtTokenSource: "flag" | "env" | "file" | "none";
+  mgmtToken?: string;
+  mgmtTokenFile?: string;
+  logLevel: LogLevel;
+}
+
+export function parseBindAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim());
+  if (!match) throw new Error(`invalid bind address "${text}" (expected HOST:PORT or [IPv6]:PORT)`);
+  const port = Number(match[3]);
+  if (port > 65535) throw new Error(`invalid port in "${text}"`);
+  return { host: match[1] ?? match[2], port };
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+const FILE_KEYS = new Set(["mgmt_bind", "mgmt_token_file", "log_level"]);
+
+/** Parses `config.json`; unknown keys and wrong types are errors, never silently ignored. */
+export function parseFileConfig(text: string, path: string): FileConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`config file ${path} must hold a JSON object`);
+  }
+  for (const [key, entry] of Object.entries(value)) {
+    if (!FILE_KEYS.has(key)) throw new Error(`config file ${path}: unknown key "${key}"`);
+    if (typeof entry !== "string") throw new Error(`config file ${path}: "${key}" must be a string`);
+  }
+  return value as FileConfig;
+}
+
+export function resolveServeConfig(input: {
+  flags: ServeFlags;
+  env: Env;
+  file: FileConfig;
+  configDir: string;
+  /** Token read from `--mgmt-token-file`/env/file path, or the default `<config>/mgmt-token`. */
+  readTokenFile: (path: string) => string | undefined;
+}): ServeConfig {
+  const { flags, env, file, configDir } = input;
+  const bindText = flags.mgmtBind ?? env.PUNKTFUNK_MGMT_BIND ?? file.mgmt_bind ?? DEFAULT_MGMT_BIND;
+  const logText = flags.logLevel ?? env.PUNKTFUNK_LOG ?? file.log_level ?? "info";
+
+  let mgmtToken: string | undefined;
+  let mgmtTokenSource: ServeConfig["mgmtTokenSource"] = "none";
+  const explicitTokenFile = flags.mgmtTokenFile ?? env.PUNKTFUNK_MGMT_TOKEN_FILE ?? file.mgmt_token_file;
+  const tokenFile = explicitTokenFile ?? `${configDir}/mgmt-token`;
+  if (flags.mgmtToken !== undefined) {
+    mgmtToken = flags.mgmtToken;
+    mgmtTokenSource = "flag";
+  } else if (env.PUNKTFUNK_MGMT_TOKEN !== undefined) {
+    mgmtToken = env.PUNKTFUNK_MGMT_TOKEN;
+    mgmtTokenSource = "env";
+  } else {
+    const fromFile = input.readTokenFile(tokenFile);
+    if (fromFile === undefined && explicitTokenFile !== undefined) {
+      throw new Error(`management token file ${tokenFile} does not exist`);
+    }
+    if (fromFile !== undefined) {
+      mgmtToken = fromFile.trim();
+      mgmtTokenSource = "file";
+    }
+  }
+  if (mgmtToken !== undefined && mgmtToken.length < 16) {
+    throw new Error(
+      `management token from ${mgmtTokenSource} is too short: use at least 16 characters ` +
+        `(for example: openssl rand -hex 32)`,
+    );
+  }
+  return {
+    configDir,
+    mgmtBind: parseBindAddress(bindText),
+    mgmtToken,
+    mgmtTokenSource,
+    mgmtTokenFile: mgmtTokenSource === "file" ? tokenFile : undefined,
+    logLevel: parseLogLevel(logText),
+  };
+}

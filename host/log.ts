@@ -1,0 +1,117 @@
+/**
+ * Structured logger: human-readable lines on a terminal, JSON lines otherwise (journald, files,
+ * log shippers). Native-core records are fed in through `Logger.record` with their own target.
+ */
+
+export const LOG_LEVELS = ["off", "error", "warn", "info", "debug", "trace"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFields = Record<string, unknown>;
+
+export interface LogRecord {
+  timeMs: number;
+  level: Exclude<LogLevel, "off">;
+  target: string;
+  msg: string;
+  fields?: LogFields;
+}
+
+export type LogFormat = "human" | "json";
+export type LogSink = (line: string) => void;
+
+export function parseLogLevel(text: string): LogLevel {
+  const level = text.trim().toLowerCase();
+  if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;
+  throw new Error(`unknown log level "${text}" (expected one of ${LOG_LEVELS.join(", ")})`);
+}
+
+export function levelRank(level: LogLevel): number {
+  return LOG_LEVELS.indexOf(level);
+}
+
+export function formatRecord(record: LogRecord, format: LogFormat): string {
+  if (format === "json") {
+    return JSON.stringify({
+      t: new Date(record.timeMs).toISOString(),
+      level: record.level,
+      target: record.target,
+      msg: record.msg,
+      ...record.fields,
+    });
+  }
+  const time = new Date(record.timeMs).toISOString().slice(11, 23);
+  const fields = record.fields && Object.keys(record.fields).length > 0
+    ? " " + Object.entries(record.fields).map(([k, v]) => `${k}=${formatFieldValue(v)}`).join(" ")
+    : "";
+  return `${time} ${record.level.toUpperCase().padEnd(5)} ${record.target}: ${record.msg}${fields}`;
+}
+
+function formatFieldValue(value: unknown): string {
+  if (typeof value === "string") return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
+  if (value instanceof Error) return JSON.stringify(value.message);
+  return JSON.stringify(value) ?? String(value);
+}
+
+export class Logger {
+  #state: { level: LogLevel; format: LogFormat; sink: LogSink };
+
+  constructor(
+    readonly target: string,
+    state: { level: LogLevel; format: LogFormat; sink: LogSink },
+  ) {
+    this.#state = state;
+  }
+
+  /** A logger for a sub-area that shares level, format and sink with this one. */
+  child(target: string): Logger {
+    return new Logger(target, this.#state);
+  }
+
+  configure(options: Partial<{ level: LogLevel; format: LogFormat; sink: LogSink }>): void {
+    Object.assign(this.#state, options);
+  }
+
+  get level(): LogLevel {
+    return this.#state.level;
+  }
+
+  enabled(level: Exclude<LogLevel, "off">): boolean {
+    return levelRank(level) <= levelRank(this.#state.level);
+  }
+
+  record(record: LogRecord): void {
+    if (!this.enabled(record.level)) return;
+    this.#state.sink(formatRecord(record, this.#state.format));
+  }
+
+  #log(level: Exclude<LogLevel, "off">, msg: string, fields?: LogFields): void {
+    this.record({ timeMs: Date.now(), level, target: this.target, msg, fields });
+  }
+
+  error(msg: string, fields?: LogFields): void {
+    this.#log("error", msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.#log("warn", msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.#log("info", msg, fields);
+  }
+  debug(msg: string, fields?: LogFields): void {
+    this.#log("debug", msg, fields);
+  }
+  trace(msg: string, fields?: LogFields): void {
+    this.#log("trace", msg, fields);
+  }
+}
+
+const stderrEncoder = new TextEncoder();
+function writeStderr(line: string): void {
+  Deno.stderr.writeSync(stderrEncoder.encode(line + "\n"));
+}
+
+/** The process-wide root logger; `main.ts` configures level and format once at start. */
+export const rootLogger: Logger = new Logger("punktfunk", {
+  level: "info",
+  format: Deno.stderr.isTerminal() ? "human" : "json",
+  sink: writeStderr,
+});

@@ -1,0 +1,195 @@
+/**
+ * The only module that touches `Deno.dlopen`: it declares every `pf_*` symbol of the native core
+ * and wraps them in `NativeCore`. Calls cross per session or per frame, never per packet; calls
+ * that may block (probing encoders) are `nonblocking` and return JSON, because the thread-local
+ * `pf_last_error` is only meaningful for synchronous calls made from the JS thread.
+ */
+import type { LogRecord } from "./log.ts";
+
+/** The ABI version this TypeScript expects; a different library is refused at load. */
+export const EXPECTED_ABI_VERSION = 1;
+
+export const SETUP_COMMAND = "sh packaging/bootstrap.sh test";
+
+export const STATUS = {
+  OK: 0,
+  INVALID_ARGUMENT: -1,
+  NOT_FOUND: -2,
+  UNSUPPORTED: -3,
+  IO: -4,
+  PANIC: -5,
+  BUFFER_TOO_SMALL: -6,
+  INTERNAL: -7,
+} as const;
+
+const SYMBOLS = {
+  pf_abi_version: { parameters: [], result: "u32" },
+  pf_last_error: { parameters: ["buffer", "usize"], result: "usize" },
+  pf_log_set_level: { parameters: ["u32"], result: "i32" },
+  pf_log_drain: { parameters: ["buffer", "usize"], result: "isize" },
+  pf_debug_panic: { parameters: [], result: "i32" },
+  pf_probe_encoders_json: { parameters: ["u32", "u32"], result: "pointer", nonblocking: true },
+  pf_string_free: { parameters: ["pointer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type Codec = "h264" | "h265" | "av1";
+export type EncoderBackend = "nvenc" | "vaapi" | "software";
+
+export interface EncoderProbe {
+  codec: "h264" | "hevc" | "av1";
+  backend: EncoderBackend;
+  encoder: string;
+  available: boolean;
+  reason: string | null;
+}
+
+export interface EncoderProbeReport {
+  width: number;
+  height: number;
+  encoders: EncoderProbe[];
+}
+
+export class NativeError extends Error {
+  override name = "NativeError";
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export class NativeLibraryMissingError extends Error {
+  override name = "NativeLibraryMissingError";
+}
+
+export function defaultLibraryPath(env: Record<string, string | undefined> = Deno.env.toObject()): string {
+  if (env.PUNKTFUNK_NATIVE_LIB) return env.PUNKTFUNK_NATIVE_LIB;
+  // Under `deno compile` this URL points into the embedded file system (packaging/compile.sh
+  // includes the library), and Deno extracts it to a temp file on dlopen.
+  return new URL("../native-core/target/release/libpunktfunk_native.so", import.meta.url).pathname;
+}
+
+const LEVEL_NUMBERS = { off: 0, error: 1, warn: 2, info: 3, debug: 4, trace: 5 } as const;
+const decoder = new TextDecoder();
+
+export class NativeCore {
+  readonly #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+  readonly abiVersion: number;
+  #closed = false;
+  #logBuffer = new Uint8Array(64 * 1024);
+
+  private constructor(lib: Deno.DynamicLibrary<typeof SYMBOLS>, abiVersion: number) {
+    this.#lib = lib;
+    this.abiVersion = abiVersion;
+  }
+
+  static open(path: string = defaultLibraryPath()): NativeCore {
+    let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+    try {
+      lib = Deno.dlopen(path, SYMBOLS);
+    } catch (error) {
+      throw new NativeLibraryMissingError(
+        `cannot load the native core ${path}: ${(error as Error).message}. ` +
+          `Build it with \`${SETUP_COMMAND}\` (or set PUNKTFUNK_NATIVE_LIB).`,
+      );
+    }
+    const abiVersion = lib.symbols.pf_abi_version();
+    if (abiVersion !== EXPECTED_ABI_VERSION) {
+      lib.close();
+      throw new NativeLibraryMissingError(
+        `native core ${path} has ABI version ${abiVersion}, this build needs ${EXPECTED_ABI_VERSION}; ` +
+          `rebuild it with \`${SETUP_COMMAND}\``,
+      );
+    }
+    return new NativeCore(lib, abiVersion);
+  }
+
+  #symbols() {
+    if (this.#closed) throw new Error("native core is closed");
+    return this.#lib.symbols;
+  }
+
+  /** The message of the last failed synchronous call on this (the JS) thread. */
+  lastError(): string {
+    const symbols = this.#symbols();
+    const length = Number(symbols.pf_last_error(null, 0n));
+    if (length === 0) return "";
+    const buffer = new Uint8Array(length);
+    symbols.pf_last_error(buffer, BigInt(length));
+    return decoder.decode(buffer);
+  }
+
+  #check(status: number): void {
+    if (status < 0) throw new NativeError(status, this.lastError() || `native call failed (${status})`);
+  }
+
+  setLogLevel(level: keyof typeof LEVEL_NUMBERS): void {
+    this.#check(this.#symbols().pf_log_set_level(LEVEL_NUMBERS[level]));
+  }
+
+  /** Takes every queued native log record; one FFI call per buffer-full, none per line. */
+  drainLogs(): LogRecord[] {
+    const records: LogRecord[] = [];
+    for (;;) {
+      const written = Number(this.#symbols().pf_log_drain(this.#logBuffer, BigInt(this.#logBuffer.length)));
+      if (written === STATUS.BUFFER_TOO_SMALL) {
+        this.#logBuffer = new Uint8Array(this.#logBuffer.length * 2);
+        continue;
+      }
+      this.#check(written);
+      if (written === 0) return records;
+      for (const line of decoder.decode(this.#logBuffer.subarray(0, written)).split("\n")) {
+        if (line) records.push(parseNativeLogLine(line));
+      }
+    }
+  }
+
+  /** Test hook: makes the library panic inside an export; returns the resulting error. */
+  debugPanic(): NativeError {
+    const status = this.#symbols().pf_debug_panic();
+    return new NativeError(status, this.lastError());
+  }
+
+  /** Opens each candidate encoder at width×height (off the JS thread) and reports why not. */
+  async probeEncoders(width = 1280, height = 720): Promise<EncoderProbeReport> {
+    const symbols = this.#symbols();
+    const pointer = await symbols.pf_probe_encoders_json(width, height);
+    if (pointer === null) {
+      throw new NativeError(STATUS.INVALID_ARGUMENT, `encoder probe refused ${width}x${height}`);
+    }
+    try {
+      return JSON.parse(new Deno.UnsafePointerView(pointer).getCString()) as EncoderProbeReport;
+    } finally {
+      symbols.pf_string_free(pointer);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#lib.close();
+  }
+}
+
+const NATIVE_LEVELS = new Set(["error", "warn", "info", "debug", "trace"]);
+
+export function parseNativeLogLine(line: string): LogRecord {
+  try {
+    const value = JSON.parse(line) as { t_ms?: number; level?: string; target?: string; msg?: string };
+    const level = NATIVE_LEVELS.has(value.level ?? "") ? value.level as LogRecord["level"] : "info";
+    return {
+      timeMs: typeof value.t_ms === "number" ? value.t_ms : Date.now(),
+      level,
+      target: `native::${value.target ?? "core"}`,
+      msg: String(value.msg ?? ""),
+    };
+  } catch {
+    return { timeMs: Date.now(), level: "warn", target: "native", msg: `unparsable native log: ${line}` };
+  }
+}
+
+/** Codecs for which at least one encoder opened, in the management API's naming. */
+export function availableCodecs(report: EncoderProbeReport): Codec[] {
+  const names: Record<EncoderProbe["codec"], Codec> = { h264: "h264", hevc: "h265", av1: "av1" };
+  const codecs = new Set<Codec>();
+  for (const probe of report.encoders) if (probe.available) codecs.add(names[probe.codec]);
+  return (["h264", "h265", "av1"] as const).filter((codec) => codecs.has(codec));
+}

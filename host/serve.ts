@@ -1,0 +1,166 @@
+/**
+ * `punktfunk serve`: wires config, identity, state, the native core and the management API into
+ * one running host, and registers everything with the lifecycle for an orderly shutdown.
+ */
+import { parseFileConfig, resolveConfigDir, resolveServeConfig } from "./config.ts";
+import type { Env, FileConfig, ServeConfig, ServeFlags } from "./config.ts";
+import { ensureConfigDir, loadOrCreateIdentity, writeSecretFile } from "./identity.ts";
+import type { HostIdentity } from "./identity.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import type { Logger } from "./log.ts";
+import { availableCodecs, NativeCore } from "./native_abi.ts";
+import type { EncoderProbeReport } from "./native_abi.ts";
+import { StateDb } from "./state_db.ts";
+import { idleGameStreamControl, idleNativeControl } from "./idle_planes.ts";
+import { GAMESTREAM_APP_VERSION, GFE_VERSION, VERSION } from "./version.ts";
+import { GameStreamTrustStore, NativeTrustStore } from "../pairing/mod.ts";
+import { createMgmtApp, startMgmtServer } from "../mgmt/mod.ts";
+import type { HostInfo, RuntimeStatus } from "../mgmt/mod.ts";
+import { checkBindPolicy } from "../mgmt/server.ts";
+
+/** GameStream's fixed port map (Moonlight derives the stream ports from the HTTP base 47989). */
+export const GAMESTREAM_PORTS = {
+  http: 47989,
+  https: 47984,
+  rtsp: 48010,
+  video: 47998,
+  control: 47999,
+  audio: 48000,
+};
+/** How often native log records are pulled into the TS logger; bounded queue holds 4096 between. */
+export const NATIVE_LOG_DRAIN_MS = 200;
+
+export interface RunningHost {
+  config: ServeConfig;
+  identity: HostIdentity;
+  mgmtUrl: string;
+  encoders: EncoderProbeReport;
+  lifecycle: Lifecycle;
+}
+
+/** Reads `<config dir>/config.json` when present; a broken file is an error, not a default. */
+export function readFileConfig(configDir: string): FileConfig {
+  const path = `${configDir}/config.json`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return {};
+    throw new Error(`cannot read ${path}: ${(error as Error).message}`);
+  }
+  return parseFileConfig(text, path);
+}
+
+function readTokenFile(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw new Error(`cannot read management token file ${path}: ${(error as Error).message}`);
+  }
+}
+
+export function loadServeConfig(flags: ServeFlags, env: Env): ServeConfig {
+  const configDir = resolveConfigDir(env);
+  return resolveServeConfig({ flags, env, file: readFileConfig(configDir), configDir, readTokenFile });
+}
+
+/** Best-effort primary LAN IPv4 (first non-loopback interface), else loopback. */
+export function primaryLanIp(): string {
+  try {
+    const candidate = Deno.networkInterfaces().find((i) =>
+      i.family === "IPv4" && !i.address.startsWith("127.")
+    );
+    return candidate?.address ?? "127.0.0.1";
+  } catch {
+    return "127.0.0.1";
+  }
+}
+
+export async function startHost(config: ServeConfig, log: Logger): Promise<RunningHost> {
+  // Policy first: refuse an unsafe bind before touching any state.
+  checkBindPolicy(config.mgmtBind.host, config.mgmtToken);
+  const lifecycle = new Lifecycle(log.child("lifecycle"));
+  try {
+    ensureConfigDir(config.configDir, log);
+    const identity = loadOrCreateIdentity(config.configDir, { log: log.child("identity") });
+    const db = StateDb.open(`${config.configDir}/state.db`);
+    lifecycle.onShutdown("state database", () => db.close());
+
+    const native = NativeCore.open();
+    lifecycle.onShutdown("native core", () => native.close());
+    native.setLogLevel(config.logLevel);
+    const drainNativeLogs = () => {
+      for (const record of native.drainLogs()) log.record(record);
+    };
+    const drainTimer = setInterval(drainNativeLogs, NATIVE_LOG_DRAIN_MS);
+    lifecycle.onShutdown("native log drain", () => {
+      clearInterval(drainTimer);
+      drainNativeLogs();
+    });
+
+    const encoders = await native.probeEncoders(1280, 720);
+    drainNativeLogs();
+    for (const probe of encoders.encoders) {
+      log.child("encode").debug("encoder probe", { ...probe });
+    }
+    const codecs = availableCodecs(encoders);
+    log.info("encoders available", {
+      chosen: encoders.encoders.filter((e) => e.available).map((e) => e.encoder).join(",") || "none",
+    });
+
+    const gamestreamStore = new GameStreamTrustStore(db);
+    const nativeStore = new NativeTrustStore(db);
+    let mgmtPort = config.mgmtBind.port;
+    const hostInfo: HostInfo = {
+      hostname: Deno.hostname(),
+      uniqueid: identity.uniqueId,
+      local_ip: primaryLanIp(),
+      version: VERSION,
+      abi_version: native.abiVersion,
+      app_version: GAMESTREAM_APP_VERSION,
+      gfe_version: GFE_VERSION,
+      codecs,
+      ports: { mgmt: mgmtPort, ...GAMESTREAM_PORTS },
+    };
+    const status = (): RuntimeStatus => ({
+      video_streaming: false,
+      audio_streaming: false,
+      pin_pending: false,
+      paired_clients: gamestreamStore.count(),
+      session: null,
+      stream: null,
+    });
+    const mgmt = createMgmtApp({
+      token: config.mgmtToken,
+      log: log.child("mgmt"),
+      health: () => ({ status: "ok", version: VERSION, abi_version: native.abiVersion }),
+      hostInfo: () => ({ ...hostInfo, ports: { ...hostInfo.ports, mgmt: mgmtPort } }),
+      status,
+      compositors: () => [], // no virtual-display backend exists yet: nothing to offer
+      gamestream: idleGameStreamControl(gamestreamStore),
+      native: idleNativeControl(nativeStore),
+    });
+    const server = await startMgmtServer({
+      host: config.mgmtBind.host,
+      port: config.mgmtBind.port,
+      token: config.mgmtToken,
+      tls: { certPem: identity.tls.certPem, keyPem: identity.tls.keyPem },
+      fetch: mgmt.app.fetch,
+      log: log.child("mgmt"),
+    });
+    mgmtPort = server.port;
+    lifecycle.onShutdown("management API", () => server.shutdown());
+    // Lets local tools find the API (the original writes the same file).
+    writeSecretFile(`${config.configDir}/mgmt-endpoint`, `PUNKTFUNK_MGMT_URL=${server.url}\n`);
+    log.info("punktfunk host ready", {
+      version: VERSION,
+      config_dir: config.configDir,
+      token: config.mgmtTokenSource,
+    });
+    return { config, identity, mgmtUrl: server.url, encoders, lifecycle };
+  } catch (error) {
+    await lifecycle.shutdown("start-up failed");
+    throw error;
+  }
+}

@@ -1,0 +1,118 @@
+#!/bin/sh
+# One entry point for a fresh Debian machine: installs what is missing (Debian packages, deno from
+# the npm registry), builds the native core, then runs the host or the whole test suite.
+#
+#   sh packaging/bootstrap.sh serve [serve options]   set up, then `punktfunk serve`
+#   sh packaging/bootstrap.sh test                    set up, then every check and test
+#   sh packaging/bootstrap.sh setup                   set up only
+#
+# Idempotent and quick when nothing changed; works as root (CI) or as a user with sudo.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DENO_VERSION=2.9.6
+DENO="$ROOT/.tools/node_modules/.bin/deno"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# Build: libavcodec & co. through a C shim (pkg-config + cc), Rust crates from Debian's registry.
+# Run time and tests: Xvfb for X11 capture, x11-utils for xdpyinfo.
+APT_PACKAGES="pkg-config gcc libc6-dev libavcodec-dev libavutil-dev libswscale-dev libopus-dev libssl-dev
+  libisal-dev libx11-dev libxext-dev libxtst-dev libpulse-dev xvfb x11-utils
+  librust-libc-dev librust-cc-dev librust-pkg-config-dev librust-proptest-dev librust-openssl-dev"
+
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+ensure_apt_packages() {
+  missing=""
+  for package in $APT_PACKAGES "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
+      missing="$missing $package"
+    fi
+  done
+  if [ -n "$missing" ]; then
+    log "installing Debian packages:$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >&2
+  fi
+}
+
+ensure_toolchains() {
+  extra=""
+  command -v npm >/dev/null 2>&1 || extra="$extra nodejs npm"
+  command -v cargo >/dev/null 2>&1 || extra="$extra cargo rustc rustfmt rust-clippy"
+  ensure_apt_packages $extra
+}
+
+ensure_deno() {
+  if [ -x "$DENO" ] && "$DENO" --version 2>/dev/null | grep -q "^deno $DENO_VERSION "; then return; fi
+  log "installing deno $DENO_VERSION from the npm registry into .tools/"
+  mkdir -p "$ROOT/.tools"
+  npm install --prefix "$ROOT/.tools" --no-audit --no-fund --loglevel=error "deno@$DENO_VERSION" >&2
+}
+
+build_native_core() {
+  log "building native-core (cargo build --release --offline)"
+  (cd "$ROOT/native-core" && cargo build --release --offline --quiet)
+}
+
+setup() {
+  ensure_toolchains
+  ensure_apt_packages
+  ensure_deno
+  build_native_core
+}
+
+# Runs a step, remembering failure instead of stopping, so one run reports everything.
+FAILED_STEPS=""
+step() {
+  name=$1
+  shift
+  log "== $name"
+  if ! "$@"; then FAILED_STEPS="$FAILED_STEPS $name"; fi
+}
+
+# Runs a command, streaming its output and keeping a copy in $1; returns the command's status.
+tee_run() {
+  copy=$1
+  shift
+  { "$@"; echo $? > "$copy.rc"; } 2>&1 | tee "$copy"
+  return "$(cat "$copy.rc")"
+}
+
+run_tests() {
+  cd "$ROOT"
+  results=$(mktemp -d)
+  step "deno fmt --check" "$DENO" fmt --check
+  step "deno lint" "$DENO" lint
+  step "deno check" "$DENO" task --quiet check
+  step "cargo fmt --check" sh -c "cd native-core && cargo fmt --check"
+  step "cargo clippy" sh -c "cd native-core && cargo clippy --release --offline --all-targets --quiet -- -D warnings"
+  step "cargo test" tee_run "$results/cargo.txt" sh -c "cd native-core && cargo test --release --offline"
+  step "deno test" tee_run "$results/deno.txt" "$DENO" test --allow-all --parallel
+  # Totals from both runners' summary lines ("test result: ok. N passed; M failed" per cargo test
+  # binary, "ok | N passed ... | M failed" from deno), printed in the plain form CI reads.
+  passed=0
+  failed=0
+  for n in $(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$results/cargo.txt" 2>/dev/null) \
+    $(sed -n 's/\x1b\[[0-9;]*m//g; s/^\(ok\|FAILED\) | \([0-9]*\) passed[^|]*| \([0-9]*\) failed.*/\2 \3/p' "$results/deno.txt" 2>/dev/null); do
+    if [ -z "${pending:-}" ]; then pending=$n; else passed=$((passed + pending)); failed=$((failed + n)); pending=""; fi
+  done
+  rm -rf "$results"
+  if [ -n "$FAILED_STEPS" ]; then
+    log "failed steps:$FAILED_STEPS"
+    [ "$failed" -gt 0 ] || failed=1
+  fi
+  echo "$passed passed, $failed failed"
+  [ -z "$FAILED_STEPS" ]
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+  setup) setup ;;
+  serve) setup; exec "$DENO" run --allow-all "$ROOT/main.ts" serve "$@" ;;
+  test) setup; run_tests ;;
+  *) echo "usage: sh packaging/bootstrap.sh serve [options] | test | setup" >&2; exit 2 ;;
+esac
