@@ -82,6 +82,9 @@ export class NativeCore {
   }
 
   static open(path: string = defaultLibraryPath()): NativeCore {
+    // SVT-AV1 prints straight to stderr (bypassing av_log); level 1 keeps only its errors, so the
+    // host's stderr stays parseable JSON lines. Set before any encoder exists.
+    if (Deno.env.get("SVT_LOG") === undefined) Deno.env.set("SVT_LOG", "1");
     let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
     try {
       lib = Deno.dlopen(path, SYMBOLS);

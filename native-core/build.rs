@@ -1,29 +1,43 @@
-//! Build script: links libavcodec/libavutil (found with pkg-config) and
-//! compiles the C shim `csrc/av_glue.c` against the same headers.
+//! Build script: compiles the C shim `csrc/av_glue.c` against the libavcodec
+//! and libavutil headers found with pkg-config, then links those libraries.
+//!
+//! The shim archive is emitted before the libav libraries so that linkers
+//! running with `--as-needed` see its references first.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=csrc/av_glue.c");
     println!("cargo:rerun-if-changed=csrc/av_glue.h");
 
-    let mut include_paths = Vec::new();
-    for (name, min_version) in [("libavcodec", "59"), ("libavutil", "57")] {
-        let lib = pkg_config::Config::new()
-            .atleast_version(min_version)
-            .probe(name)
-            .unwrap_or_else(|e| panic!("pkg-config could not find {name} >= {min_version}: {e}"));
-        include_paths.extend(lib.include_paths);
-    }
+    let libs: Vec<pkg_config::Library> = [("libavcodec", "59"), ("libavutil", "57")]
+        .into_iter()
+        .map(|(name, min_version)| {
+            pkg_config::Config::new()
+                .atleast_version(min_version)
+                .cargo_metadata(false)
+                .probe(name)
+                .unwrap_or_else(|e| panic!("pkg-config: {name} >= {min_version} not found: {e}"))
+        })
+        .collect();
 
     let mut build = cc::Build::new();
     build
         .file("csrc/av_glue.c")
         .include("csrc")
-        .flag_if_supported("-std=c11")
+        .flag("-std=c11")
         .warnings(true)
         .extra_warnings(true);
-    for path in &include_paths {
+    for path in libs.iter().flat_map(|lib| &lib.include_paths) {
         build.include(path);
     }
     build.compile("pf_av_glue");
+
+    for lib in &libs {
+        for path in &lib.link_paths {
+            println!("cargo:rustc-link-search=native={}", path.display());
+        }
+        for name in &lib.libs {
+            println!("cargo:rustc-link-lib={name}");
+        }
+    }
 }

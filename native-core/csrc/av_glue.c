@@ -18,6 +18,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavutil/error.h>
 #include <libavutil/hwcontext.h>
+#include <libavutil/imgutils.h>
 #include <libavutil/log.h>
 #include <libavutil/opt.h>
 
@@ -28,6 +29,7 @@ struct pfav_encoder {
     AVCodecContext *ctx;
     AVBufferRef *hw_device; /* VAAPI device, NULL for software frames */
     AVBufferRef *hw_frames; /* VAAPI frames pool; ctx holds its own ref */
+    int64_t frames_sent;    /* frames handed to avcodec_send_frame */
 };
 
 static void set_err(char *err, size_t cap, const char *fmt, ...)
@@ -47,14 +49,113 @@ static void set_av_err(char *err, size_t cap, const char *what, int averr)
     set_err(err, cap, "%s: %s", what, reason);
 }
 
+/* Hands one black frame to the encoder and discards any packets it yields
+ * right away. */
+static int send_blank_frame(struct pfav_encoder *enc, char *err, size_t cap)
+{
+    AVCodecContext *ctx = enc->ctx;
+    AVFrame *frame = av_frame_alloc();
+    if (!frame) {
+        set_err(err, cap, "out of memory allocating a frame");
+        return PFAV_ERR_NOMEM;
+    }
+    int ret;
+    if (enc->hw_frames) {
+        /* Contents of a fresh surface are unspecified; fine for a test. */
+        ret = av_hwframe_get_buffer(enc->hw_frames, frame, 0);
+        if (ret < 0) {
+            set_av_err(err, cap, "allocating a VAAPI surface failed", ret);
+            av_frame_free(&frame);
+            return PFAV_ERR_ENCODE;
+        }
+    } else {
+        frame->format = ctx->pix_fmt;
+        frame->width = ctx->width;
+        frame->height = ctx->height;
+        ret = av_frame_get_buffer(frame, 0);
+        if (ret < 0) {
+            set_av_err(err, cap, "allocating a frame failed", ret);
+            av_frame_free(&frame);
+            return PFAV_ERR_NOMEM;
+        }
+        ptrdiff_t linesizes[4];
+        for (int i = 0; i < 4; i++)
+            linesizes[i] = frame->linesize[i];
+        av_image_fill_black(frame->data, linesizes, ctx->pix_fmt,
+                            AVCOL_RANGE_MPEG, ctx->width, ctx->height);
+    }
+    frame->pts = enc->frames_sent;
+    ret = avcodec_send_frame(ctx, frame);
+    av_frame_free(&frame);
+    if (ret < 0) {
+        set_av_err(err, cap, "avcodec_send_frame failed", ret);
+        return PFAV_ERR_ENCODE;
+    }
+    enc->frames_sent++;
+
+    AVPacket *pkt = av_packet_alloc();
+    if (!pkt) {
+        set_err(err, cap, "out of memory allocating a packet");
+        return PFAV_ERR_NOMEM;
+    }
+    while ((ret = avcodec_receive_packet(ctx, pkt)) >= 0)
+        av_packet_unref(pkt);
+    av_packet_free(&pkt);
+    if (ret != AVERROR(EAGAIN) && ret != AVERROR_EOF) {
+        set_av_err(err, cap, "avcodec_receive_packet failed", ret);
+        return PFAV_ERR_ENCODE;
+    }
+    return PFAV_OK;
+}
+
+int pfav_encoder_encode_blank(struct pfav_encoder *enc, char *err,
+                              size_t err_cap)
+{
+    if (err && err_cap > 0)
+        err[0] = '\0';
+    if (!enc || !enc->ctx) {
+        set_err(err, err_cap, "encoder is null");
+        return PFAV_ERR_INVALID;
+    }
+    return send_blank_frame(enc, err, err_cap);
+}
+
+/* Signals end of stream and discards whatever the encoder still emits.
+ * SVT-AV1 1.4 cannot be torn down without this: its deinit blocks forever
+ * ("deinit called without sending EOS!") if it never saw EOS, and EOS blocks
+ * forever if it never saw a frame, so an unused encoder first gets one black
+ * frame. */
+static void drain_encoder(struct pfav_encoder *enc)
+{
+    AVCodecContext *ctx = enc->ctx;
+    if (!ctx || !avcodec_is_open(ctx))
+        return;
+    if (enc->frames_sent == 0 && send_blank_frame(enc, NULL, 0) != PFAV_OK)
+        return;
+    if (avcodec_send_frame(ctx, NULL) < 0)
+        return;
+    AVPacket *pkt = av_packet_alloc();
+    if (!pkt)
+        return;
+    while (avcodec_receive_packet(ctx, pkt) >= 0)
+        av_packet_unref(pkt);
+    av_packet_free(&pkt);
+}
+
 void pfav_encoder_close(struct pfav_encoder *enc)
 {
     if (!enc)
         return;
+    drain_encoder(enc);
     avcodec_free_context(&enc->ctx);
     av_buffer_unref(&enc->hw_frames);
     av_buffer_unref(&enc->hw_device);
     av_free(enc);
+}
+
+size_t pfav_encoder_config_size(void)
+{
+    return sizeof(struct pfav_encoder_config);
 }
 
 int pfav_encoder_available(const char *name)

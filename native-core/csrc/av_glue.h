@@ -25,6 +25,7 @@
 #define PFAV_ERR_HW_FRAMES (-5) /* hardware frames context failed */
 #define PFAV_ERR_OPEN (-6)      /* avcodec_open2 failed */
 #define PFAV_ERR_NOMEM (-7)     /* an allocation failed */
+#define PFAV_ERR_ENCODE (-8)    /* sending a frame / receiving a packet failed */
 
 /* Hardware path of an encoder. */
 #define PFAV_HW_NONE 0  /* software frames (yuv420p), also used by nvenc */
@@ -59,8 +60,20 @@ struct pfav_encoder;
 int pfav_encoder_open(const struct pfav_encoder_config *config,
                       struct pfav_encoder **out, char *err, size_t err_cap);
 
-/* Frees everything the handle owns; NULL is a no-op. */
+/* Encodes one black frame (a VAAPI surface for VAAPI encoders) and discards
+ * the packets; proves the encoder works beyond avcodec_open2. Returns PFAV_OK
+ * or a PFAV_ERR_* code with a reason in err. */
+int pfav_encoder_encode_blank(struct pfav_encoder *encoder, char *err,
+                              size_t err_cap);
+
+/* Flushes (end of stream; an encoder that never got a frame first gets a
+ * black one, which SVT-AV1 needs to shut down) and frees everything the
+ * handle owns; NULL is a no-op. */
 void pfav_encoder_close(struct pfav_encoder *encoder);
+
+/* sizeof(struct pfav_encoder_config), so the Rust mirror can check its
+ * layout in tests. */
+size_t pfav_encoder_config_size(void);
 
 /* 1 if libavcodec has an encoder of that name, else 0. */
 int pfav_encoder_available(const char *name);

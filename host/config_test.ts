@@ -1,0 +1,111 @@
+import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
+import fc from "fast-check";
+import {
+  DEFAULT_MGMT_BIND,
+  isLoopbackHost,
+  parseBindAddress,
+  parseFileConfig,
+  resolveConfigDir,
+  resolveServeConfig,
+} from "./config.ts";
+import type { Env, FileConfig, ServeFlags } from "./config.ts";
+
+Deno.test("config dir: PUNKTFUNK_CONFIG_DIR > XDG_CONFIG_HOME > HOME", () => {
+  assertEquals(resolveConfigDir({ PUNKTFUNK_CONFIG_DIR: "/a", XDG_CONFIG_HOME: "/x", HOME: "/h" }), "/a");
+  assertEquals(resolveConfigDir({ XDG_CONFIG_HOME: "/x", HOME: "/h" }), "/x/punktfunk");
+  assertEquals(resolveConfigDir({ HOME: "/h" }), "/h/.config/punktfunk");
+  assertThrows(() => resolveConfigDir({}), /PUNKTFUNK_CONFIG_DIR/);
+});
+
+Deno.test("bind addresses parse, IPv6 in brackets, bad ones are rejected with the input named", () => {
+  assertEquals(parseBindAddress("127.0.0.1:47990"), { host: "127.0.0.1", port: 47990 });
+  assertEquals(parseBindAddress("[::1]:8080"), { host: "::1", port: 8080 });
+  assertEquals(parseBindAddress("0.0.0.0:0"), { host: "0.0.0.0", port: 0 });
+  for (const bad of ["127.0.0.1", ":80", "host:99999", "::1:80", "a b:1", ""]) {
+    assertThrows(() => parseBindAddress(bad), /bind address|port/, bad);
+  }
+});
+
+Deno.test("property: parseBindAddress either returns a valid port or throws an Error", () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 40 }), (text) => {
+      try {
+        const { host, port } = parseBindAddress(text);
+        return host.length > 0 && Number.isInteger(port) && port >= 0 && port <= 65535;
+      } catch (error) {
+        return error instanceof Error && error.message.length > 0;
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("loopback detection", () => {
+  for (const host of ["127.0.0.1", "127.1.2.3", "::1", "localhost"]) assert(isLoopbackHost(host), host);
+  for (const host of ["0.0.0.0", "::", "192.168.1.2", "128.0.0.1", "127.0.0.1.evil"]) {
+    assert(!isLoopbackHost(host), host);
+  }
+});
+
+const base = { configDir: "/cfg", readTokenFile: (_path: string): string | undefined => undefined };
+function resolve(
+  flags: ServeFlags,
+  env: Env = {},
+  file: FileConfig = {},
+  tokenFiles: Record<string, string> = {},
+) {
+  return resolveServeConfig({ ...base, flags, env, file, readTokenFile: (path) => tokenFiles[path] });
+}
+
+Deno.test("precedence: flag > env > file > default", () => {
+  assertEquals(resolve({}).mgmtBind, parseBindAddress(DEFAULT_MGMT_BIND));
+  assertEquals(resolve({}, {}, { mgmt_bind: "127.0.0.2:1" }).mgmtBind.host, "127.0.0.2");
+  assertEquals(
+    resolve({}, { PUNKTFUNK_MGMT_BIND: "127.0.0.3:1" }, { mgmt_bind: "127.0.0.2:1" }).mgmtBind.host,
+    "127.0.0.3",
+  );
+  assertEquals(
+    resolve({ mgmtBind: "127.0.0.4:1" }, { PUNKTFUNK_MGMT_BIND: "127.0.0.3:1" }, { mgmt_bind: "127.0.0.2:1" })
+      .mgmtBind
+      .host,
+    "127.0.0.4",
+  );
+  assertEquals(resolve({}, { PUNKTFUNK_LOG: "debug" }, { log_level: "warn" }).logLevel, "debug");
+  assertEquals(resolve({ logLevel: "trace" }, { PUNKTFUNK_LOG: "debug" }).logLevel, "trace");
+  assertThrows(() => resolve({ logLevel: "loud" }), /unknown log level/);
+});
+
+Deno.test("token sources: flag, env, explicit file, default file; short tokens refused", () => {
+  const token = "0123456789abcdef0123";
+  assertEquals(resolve({ mgmtToken: token }).mgmtTokenSource, "flag");
+  assertEquals(resolve({}, { PUNKTFUNK_MGMT_TOKEN: token }).mgmtTokenSource, "env");
+  const fromDefault = resolve({}, {}, {}, { "/cfg/mgmt-token": `${token}\n` });
+  assertEquals([fromDefault.mgmtToken, fromDefault.mgmtTokenSource], [token, "file"]);
+  const fromExplicit = resolve({ mgmtTokenFile: "/run/secret" }, {}, {}, { "/run/secret": token });
+  assertEquals(fromExplicit.mgmtTokenFile, "/run/secret");
+  assertThrows(() => resolve({ mgmtTokenFile: "/missing" }), /does not exist/);
+  assertThrows(() => resolve({ mgmtToken: "short" }), /too short/);
+  assertEquals(resolve({}).mgmtToken, undefined);
+});
+
+Deno.test("config file: unknown keys, wrong types and broken JSON are errors naming the file", () => {
+  assertEquals(parseFileConfig('{"mgmt_bind":"127.0.0.1:1"}', "/c.json"), { mgmt_bind: "127.0.0.1:1" });
+  assertThrows(() => parseFileConfig("{", "/c.json"), /\/c\.json is not valid JSON/);
+  assertThrows(() => parseFileConfig("[]", "/c.json"), /JSON object/);
+  assertThrows(() => parseFileConfig('{"mgmt_bnd":"x"}', "/c.json"), /unknown key "mgmt_bnd"/);
+  assertThrows(() => parseFileConfig('{"mgmt_bind":1}', "/c.json"), /must be a string/);
+});
+
+Deno.test("fuzz: parseFileConfig never throws anything but a descriptive Error", () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.string(), fc.json()), (text) => {
+      try {
+        parseFileConfig(text, "/f.json");
+        return true;
+      } catch (error) {
+        return error instanceof Error && error.message.includes("/f.json");
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});

@@ -1,0 +1,78 @@
+import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
+import { MIGRATIONS, StateDb } from "./state_db.ts";
+
+function tempPath(): { path: string; cleanup: () => void } {
+  const dir = Deno.makeTempDirSync();
+  return { path: `${dir}/state.db`, cleanup: () => Deno.removeSync(dir, { recursive: true }) };
+}
+
+Deno.test("a new database is migrated to the latest schema in WAL mode and reopens", () => {
+  const { path, cleanup } = tempPath();
+  try {
+    const db = StateDb.open(path);
+    assertEquals(db.schemaVersion, MIGRATIONS.length);
+    assertEquals(db.get<{ journal_mode: string }>("PRAGMA journal_mode")?.journal_mode, "wal");
+    db.run("INSERT INTO settings (key, value) VALUES ('a', '1')");
+    db.close();
+    const again = StateDb.open(path);
+    assertEquals(again.get<{ value: string }>("SELECT value FROM settings WHERE key = 'a'")?.value, "1");
+    again.close();
+  } finally {
+    cleanup();
+  }
+});
+
+Deno.test("a failing transaction leaves nothing behind", () => {
+  const { path, cleanup } = tempPath();
+  try {
+    const db = StateDb.open(path);
+    assertThrows(() =>
+      db.transaction(() => {
+        db.run("INSERT INTO settings (key, value) VALUES ('x', '1')");
+        throw new Error("crash in the middle");
+      }), /crash/);
+    assertEquals(db.all("SELECT * FROM settings"), []);
+    db.close();
+  } finally {
+    cleanup();
+  }
+});
+
+Deno.test("a failing migration rolls back and the version stays put", () => {
+  const { path, cleanup } = tempPath();
+  try {
+    StateDb.open(path, MIGRATIONS).close();
+    assertThrows(() =>
+      StateDb.open(path, [...MIGRATIONS, "CREATE TABLE t (a); SELECT nonsense FROM nowhere;"])
+    );
+    const db = StateDb.open(path, MIGRATIONS);
+    assertEquals(db.schemaVersion, MIGRATIONS.length);
+    assertEquals(db.all("SELECT name FROM sqlite_master WHERE name = 't'"), []);
+    db.close();
+  } finally {
+    cleanup();
+  }
+});
+
+Deno.test("a corrupt file is a clear error and is not modified", () => {
+  const { path, cleanup } = tempPath();
+  try {
+    const junk = "definitely not sqlite ".repeat(500);
+    Deno.writeTextFileSync(path, junk);
+    assertThrows(() => StateDb.open(path), /unreadable or corrupt.*move the file aside/);
+    assertEquals(Deno.readTextFileSync(path), junk);
+  } finally {
+    cleanup();
+  }
+});
+
+Deno.test("a database from a newer build is refused", () => {
+  const { path, cleanup } = tempPath();
+  try {
+    StateDb.open(path, [...MIGRATIONS, "CREATE TABLE future (a)"]).close();
+    const error = assertThrows(() => StateDb.open(path, MIGRATIONS), /newer than this build knows/);
+    assert(error.message.includes(path));
+  } finally {
+    cleanup();
+  }
+});

@@ -1,0 +1,16 @@
+//! punktfunk-native: the Rust media core of punktfunk.
+//!
+//! Built as a `cdylib` that the TypeScript/Deno control plane loads with
+//! `Deno.dlopen`; the C ABI it exposes lives entirely in [`abi`]. The `rlib`
+//! build exists so tests and benchmarks can call the Rust-level APIs directly.
+
+pub mod abi;
+pub mod encode;
+pub mod error;
+pub mod json;
+pub mod last_error;
+pub mod log;
+pub mod status;
+
+/// Version of the C ABI exported by [`abi`]; bumped on any incompatible change.
+pub const ABI_VERSION: u32 = 1;
