@@ -107,23 +107,33 @@ pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<CapturedLine>) {
 
 /// Handles one line from libav: forwards it to the log queue and, if a
 /// capture is active on this thread, records it unless it is more verbose
-/// than `AV_LOG_VERBOSE`.
+/// than `AV_LOG_VERBOSE`. A captured line is forwarded at debug level only:
+/// the capturer reports it (e.g. as a probe's reason), so an expected failure
+/// such as "Cannot load libcuda.so.1" does not read as an error in the log.
 pub fn handle_line(av_level: c_int, text: &str) {
     let level = level_from_av(av_level);
     if text.is_empty() {
         return;
     }
-    if av_level <= ffi::AV_LOG_VERBOSE {
-        let _ = CAPTURE.try_with(|c| {
-            if let Some(lines) = c.borrow_mut().as_mut() {
+    let captured = CAPTURE
+        .try_with(|c| match c.borrow_mut().as_mut() {
+            Some(lines) if av_level <= ffi::AV_LOG_VERBOSE => {
                 lines.push(CapturedLine {
                     level,
                     text: text.to_string(),
                 });
+                true
             }
-        });
-    }
-    log::log_str(level, TARGET, text);
+            Some(_) => true,
+            None => false,
+        })
+        .unwrap_or(false);
+    let forwarded = if captured && level < Level::Debug {
+        Level::Debug
+    } else {
+        level
+    };
+    log::log_str(forwarded, TARGET, text);
 }
 
 /// The `pfav_log_sink` handed to the C shim.
