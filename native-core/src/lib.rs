@@ -10,6 +10,9 @@ pub mod error;
 pub mod json;
 pub mod last_error;
 pub mod log;
+pub mod recv;
+pub mod send;
+pub mod stats;
 pub mod status;
 
 /// Version of the C ABI exported by [`abi`]; bumped on any incompatible change.

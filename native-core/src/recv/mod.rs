@@ -1,0 +1,2 @@
+//! Ingress socket edge: batched UDP receive (recvmmsg).
+pub mod udp;
