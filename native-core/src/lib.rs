@@ -10,6 +10,7 @@ pub mod error;
 pub mod json;
 pub mod last_error;
 pub mod log;
+pub mod pipeline;
 pub mod recv;
 pub mod send;
 pub mod stats;
