@@ -40,4 +40,9 @@ fn main() {
             println!("cargo:rustc-link-lib={name}");
         }
     }
+
+    // Intel ISA-L: SIMD GF(2^8) kernels for the GameStream-compatible Reed–Solomon code.
+    if pkg_config::probe_library("libisal").is_err() {
+        println!("cargo:rustc-link-lib=isal");
+    }
 }

@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod encode;
 pub mod error;
+pub mod fec;
 pub mod json;
 pub mod last_error;
 pub mod log;
