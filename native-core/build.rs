@@ -45,4 +45,43 @@ fn main() {
     if pkg_config::probe_library("libisal").is_err() {
         println!("cargo:rustc-link-lib=isal");
     }
+
+    // Opus and PulseAudio: a second small shim (fixed-argument wrappers for variadic ctl calls,
+    // compile-time checks of the layouts mirrored in Rust).
+    println!("cargo:rerun-if-changed=csrc/audio_glue.c");
+    let audio_libs: Vec<pkg_config::Library> = [
+        ("opus", Some("1.0")),
+        ("libpulse-simple", None),
+        ("libpulse", None),
+    ]
+    .into_iter()
+    .map(|(name, min)| {
+        let mut config = pkg_config::Config::new();
+        config.cargo_metadata(false);
+        if let Some(version) = min {
+            config.atleast_version(version);
+        }
+        config
+            .probe(name)
+            .unwrap_or_else(|e| panic!("pkg-config: {name}: {e}"))
+    })
+    .collect();
+    let mut audio = cc::Build::new();
+    audio
+        .file("csrc/audio_glue.c")
+        .flag("-std=c11")
+        .warnings(true)
+        .extra_warnings(true);
+    for path in audio_libs.iter().flat_map(|lib| &lib.include_paths) {
+        audio.include(path);
+    }
+    audio.compile("pf_audio_glue");
+    for lib in &audio_libs {
+        for path in &lib.link_paths {
+            println!("cargo:rustc-link-search=native={}", path.display());
+        }
+        for name in &lib.libs {
+            println!("cargo:rustc-link-lib={name}");
+        }
+    }
 }

@@ -17,7 +17,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Build: libavcodec & co. through a C shim (pkg-config + cc), Rust crates from Debian's registry.
 # Run time and tests: Xvfb for X11 capture, x11-utils for xdpyinfo.
 APT_PACKAGES="pkg-config gcc libc6-dev libavcodec-dev libavutil-dev libswscale-dev libopus-dev libssl-dev
-  libisal-dev libx11-dev libxext-dev libxtst-dev libpulse-dev xvfb x11-utils
+  libisal-dev libx11-dev libxext-dev libxtst-dev libpulse-dev xvfb x11-utils pulseaudio pulseaudio-utils
   librust-libc-dev librust-cc-dev librust-pkg-config-dev librust-proptest-dev librust-proptest+std-dev
   librust-serde-json-dev librust-openssl-dev"
 
