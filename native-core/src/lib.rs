@@ -6,12 +6,14 @@
 
 pub mod abi;
 pub mod audio;
+pub mod crypto;
 pub mod encode;
 pub mod error;
 pub mod fec;
 pub mod json;
 pub mod last_error;
 pub mod log;
+pub mod packet;
 pub mod pipeline;
 pub mod recv;
 pub mod send;
@@ -20,3 +22,6 @@ pub mod status;
 
 /// Version of the C ABI exported by [`abi`]; bumped on any incompatible change.
 pub const ABI_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod data_plane_tests;

@@ -1,2 +1,5 @@
-//! Ingress socket edge: batched UDP receive (recvmmsg).
+//! Ingress: batched UDP receive (recvmmsg), replay protection after the AEAD open, and frame
+//! reassembly with FEC recovery.
+pub mod reassembly;
+pub mod replay;
 pub mod udp;
