@@ -6,7 +6,9 @@
 //! Tests use the `test_codes` module (test builds only), a small systematic Cauchy Reed-Solomon code over
 //! GF(2^8) that is MDS (any `k` of `k + m` shards recover the data).
 
+pub mod gf16;
 pub mod gf8;
+pub mod provider;
 
 use std::fmt;
 
