@@ -9,16 +9,20 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/av_glue.c");
     println!("cargo:rerun-if-changed=csrc/av_glue.h");
 
-    let libs: Vec<pkg_config::Library> = [("libavcodec", "59"), ("libavutil", "57")]
-        .into_iter()
-        .map(|(name, min_version)| {
-            pkg_config::Config::new()
-                .atleast_version(min_version)
-                .cargo_metadata(false)
-                .probe(name)
-                .unwrap_or_else(|e| panic!("pkg-config: {name} >= {min_version} not found: {e}"))
-        })
-        .collect();
+    let libs: Vec<pkg_config::Library> = [
+        ("libavcodec", "59"),
+        ("libavutil", "57"),
+        ("libswscale", "6"),
+    ]
+    .into_iter()
+    .map(|(name, min_version)| {
+        pkg_config::Config::new()
+            .atleast_version(min_version)
+            .cargo_metadata(false)
+            .probe(name)
+            .unwrap_or_else(|e| panic!("pkg-config: {name} >= {min_version} not found: {e}"))
+    })
+    .collect();
 
     let mut build = cc::Build::new();
     build
@@ -77,6 +81,21 @@ fn main() {
     }
     audio.compile("pf_audio_glue");
     for lib in &audio_libs {
+        for path in &lib.link_paths {
+            println!("cargo:rustc-link-search=native={}", path.display());
+        }
+        for name in &lib.libs {
+            println!("cargo:rustc-link-lib={name}");
+        }
+    }
+
+    // Xlib + MIT-SHM for X11 capture (libX11 1.6 / libXext 1.3 are the oldest the bindings target).
+    for (name, min_version) in [("x11", "1.6"), ("xext", "1.3")] {
+        let lib = pkg_config::Config::new()
+            .atleast_version(min_version)
+            .cargo_metadata(false)
+            .probe(name)
+            .unwrap_or_else(|e| panic!("pkg-config: {name} >= {min_version} not found: {e}"));
         for path in &lib.link_paths {
             println!("cargo:rustc-link-search=native={}", path.display());
         }

@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod audio;
+pub mod capture;
 pub mod crypto;
 pub mod encode;
 pub mod error;

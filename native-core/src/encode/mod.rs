@@ -1,15 +1,39 @@
-//! Video encoding through libavcodec (via the C shim `csrc/av_glue.c`).
+//! Video encoding and decoding through libavcodec (via the C shim
+//! `csrc/av_glue.c`).
 //!
-//! This slice has the pieces the encoder probe needs: the raw shim bindings
-//! ([`ffi`]), a safe open/close wrapper ([`libav`]), the av_log bridge into
-//! the native log queue ([`libav_log`]) and the probe itself ([`probe`]).
+//! Layers, bottom up: the raw shim bindings ([`ffi`]); safe wrappers over
+//! them ([`libav`]); the av_log bridge into the native log queue
+//! ([`libav_log`]); the encoder probe ([`probe`]); the per-encoder
+//! low-latency configuration ([`tuning`]); the streaming [`VideoEncoder`]
+//! (BGRA [`Frame`]s in, Annex-B / AV1 temporal units out, [`video`]) and
+//! [`VideoDecoder`] ([`decoder`]); and small bitstream readers for NAL and
+//! OBU headers ([`bitstream`]).
 
+pub mod bitstream;
+pub mod decoder;
 pub mod ffi;
 pub mod libav;
 pub mod libav_log;
 pub mod probe;
+pub mod tuning;
+pub mod video;
+
+#[cfg(test)]
+mod roundtrip_tests;
+#[cfg(test)]
+mod test_pattern;
+
+pub use decoder::{DecodeError, DecodedFrame, VideoDecoder};
+pub use tuning::{BitDepth, BitrateChange, Chroma, KeyFrameRequest, Speed};
+pub use video::{
+    EncodeError, EncodedFrame, EncoderPreference, EncoderSettings, SkipKind, SkippedEncoder,
+    VideoEncoder,
+};
 
 use std::fmt;
+
+/// Encoders take the capture module's frames as they are.
+pub use crate::capture::{Frame, PixelFormat};
 
 /// Video codec of an encoder candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,7 +9,7 @@
 //! to its reason. Safe to call on any
 //! thread, any number of times.
 
-use super::libav::{self, AvError, AvErrorKind, Encoder, EncoderSettings, HwPath};
+use super::libav::{self, AvError, AvErrorKind, ColorSpec, Encoder, EncoderSettings, HwPath};
 use super::libav_log::{self, CapturedLine};
 use super::{Backend, Codec};
 use crate::error::{Error, Result};
@@ -165,6 +165,12 @@ pub fn probe_settings(candidate: &Candidate, width: u32, height: u32) -> Encoder
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        sw_format: None,
+        color: ColorSpec::Unspecified,
+        closed_gop: false,
+        max_bit_rate: 0,
+        min_bit_rate: 0,
+        buffer_bits: 0,
     }
 }
 
@@ -220,7 +226,7 @@ pub fn probe_encoders_json(width: u32, height: u32) -> Result<String> {
 /// The shim's message plus the most relevant libav lines: those of the most
 /// severe level logged (errors, else warnings, else info/verbose), the last
 /// few, without duplicates.
-fn failure_reason(err: &AvError, lines: &[CapturedLine]) -> String {
+pub(crate) fn failure_reason(err: &AvError, lines: &[CapturedLine]) -> String {
     let mut reason = err.message.clone();
     if err.kind == AvErrorKind::NotBuilt {
         return reason;

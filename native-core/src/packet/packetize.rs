@@ -446,6 +446,16 @@ impl<'a> PacketBatch<'a> {
         &mut self.arena[i * self.stride..(i + 1) * self.stride]
     }
 
+    /// Datagram slot `i` (sealed, once the sender has sealed it).
+    pub fn datagram(&self, i: usize) -> &[u8] {
+        &self.arena[i * self.stride..(i + 1) * self.stride]
+    }
+
+    /// `count` consecutive slots from `start` as one contiguous buffer (for UDP GSO).
+    pub fn datagram_span(&self, start: usize, count: usize) -> &[u8] {
+        &self.arena[start * self.stride..(start + count) * self.stride]
+    }
+
     /// All datagram slots in wire order.
     pub fn datagrams_mut(&mut self) -> ChunksExactMut<'_, u8> {
         self.arena.chunks_exact_mut(self.stride)

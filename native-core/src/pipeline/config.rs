@@ -1,6 +1,7 @@
 //! Pipeline configuration, crossing the ABI once per session as JSON (rare, so flexibility beats
 //! a versioned struct here). Every field is validated with a message naming it.
 
+use crate::fec::FecScheme;
 use serde_json::Value;
 use std::net::SocketAddr;
 
@@ -8,13 +9,6 @@ use std::net::SocketAddr;
 pub enum SourceKind {
     Synthetic,
     X11 { display: String },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FecScheme {
-    None,
-    Gf8,
-    Gf16,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,3 +3,5 @@
 pub mod config;
 pub mod events;
 pub mod stats;
+pub mod video_receiver;
+pub mod video_sender;

@@ -99,6 +99,15 @@ impl UdpReceiver {
         Ok(count)
     }
 
+    /// Datagram `i` of the last batch, mutable so it can be opened in place; None when truncated.
+    pub fn datagram_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        if self.truncated[i] {
+            return None;
+        }
+        let start = i * MAX_DATAGRAM_BYTES;
+        Some(&mut self.arena[start..start + self.lengths[i]])
+    }
+
     /// Datagram `i` of the last batch, or None when it was truncated (oversized → dropped).
     pub fn datagram(&self, i: usize) -> Option<&[u8]> {
         if self.truncated[i] {

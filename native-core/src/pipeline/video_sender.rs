@@ -1,0 +1,514 @@
+//! The host's video session: capture → encode on one thread, packetize (FEC) → seal → paced send
+//! on another, so frame N+1 is captured and encoded while frame N is on the wire.
+//!
+//! The two threads are joined by a channel of depth [`PIPELINE_DEPTH`]; when the sender falls
+//! behind, the encode thread skips a capture instead of queueing (latency over completeness).
+//! Encoded-frame buffers travel back on a return channel, so steady state allocates nothing.
+
+use super::config::{PipelineConfig, SourceKind};
+use super::events::EventQueue;
+use super::stats::{PipelineStats, Stage};
+use crate::capture::synthetic::SyntheticSource;
+use crate::capture::x11::X11Source;
+use crate::capture::{monotonic_ns, Frame, VideoSource};
+use crate::crypto::aes_gcm::{Direction, MediaSealer};
+use crate::encode::{Codec, EncodedFrame, EncoderPreference, EncoderSettings, VideoEncoder};
+use crate::fec::provider::CachedCodes;
+use crate::fec::FecScheme;
+use crate::packet::packetize::{FrameInput, Packetizer, PacketizerConfig};
+use crate::send::impairment::Impairment;
+use crate::send::pacer::Pacer;
+use crate::send::udp::UdpSender;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Frames between encoder and sender: one on the wire, one encoded and waiting.
+pub const PIPELINE_DEPTH: usize = 2;
+/// `user_flags` bit marking a keyframe (a recovery point the client can resume decoding at).
+pub const USER_FLAG_KEYFRAME: u32 = 0x10;
+/// Datagrams handed to the kernel per paced burst: small enough to keep the pace smooth, large
+/// enough that sendmmsg/GSO amortize their syscall.
+const PACED_BURST_DATAGRAMS: usize = 16;
+/// Sent-frame fingerprints kept (about a minute at 60 fps).
+const SENT_HASH_HISTORY: usize = 4096;
+
+struct Shared {
+    stop: AtomicBool,
+    finished: AtomicBool,
+    idr_requested: AtomicBool,
+    target_kbps: AtomicU32,
+    pending_frames: AtomicUsize,
+    stats: Mutex<PipelineStats>,
+    events: EventQueue,
+    /// FNV-1a of each sent access unit by frame index, so a receiver can prove byte-exactness.
+    sent_hashes: Mutex<std::collections::VecDeque<(u32, u64)>>,
+}
+
+#[derive(Clone)]
+pub struct IdrTrigger(Arc<Shared>);
+
+impl IdrTrigger {
+    pub fn request(&self) {
+        self.0.idr_requested.store(true, Ordering::SeqCst);
+    }
+}
+
+pub struct VideoSender {
+    config: PipelineConfig,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    local_port: u16,
+}
+
+fn json_event(kind: &str, fields: &[(&str, String)]) -> String {
+    let mut out = format!("{{\"event\":{}", crate::json::string(kind));
+    for (key, value) in fields {
+        out.push_str(&format!(",{}:{}", crate::json::string(key), value));
+    }
+    out.push('}');
+    out
+}
+
+fn open_source(config: &PipelineConfig) -> Result<Box<dyn VideoSource>, String> {
+    match &config.source {
+        SourceKind::Synthetic => SyntheticSource::new(config.width, config.height)
+            .map(|s| Box::new(s) as Box<dyn VideoSource>)
+            .map_err(|e| format!("synthetic source: {e}")),
+        SourceKind::X11 { display } => X11Source::open(display)
+            .map(|s| Box::new(s) as Box<dyn VideoSource>)
+            .map_err(|e| format!("X11 capture of {display}: {e}")),
+    }
+}
+
+fn codec_of(name: &str) -> Codec {
+    match name {
+        "hevc" => Codec::Hevc,
+        "av1" => Codec::Av1,
+        _ => Codec::H264,
+    }
+}
+
+impl VideoSender {
+    /// Opens source, encoder and socket (errors come back here, synchronously) and starts the
+    /// threads.
+    pub fn start(config: PipelineConfig) -> Result<Self, String> {
+        let source = open_source(&config)?;
+        let mut settings = EncoderSettings::new(
+            codec_of(&config.codec),
+            config.width,
+            config.height,
+            config.fps,
+            config.bitrate_kbps,
+        );
+        settings.preference = match config.encoder.as_str() {
+            "auto" => EncoderPreference::Auto,
+            "software" => EncoderPreference::Software,
+            name => EncoderPreference::Named(name.to_string()),
+        };
+        settings.cbr_filler = config.cbr_filler;
+        let encoder = VideoEncoder::open(&settings).map_err(|e| format!("encoder: {e}"))?;
+
+        let mut packetizer_config = PacketizerConfig::new(config.fec_scheme, config.fec_percent);
+        packetizer_config.max_shard_bytes = config.shard_bytes as usize;
+        packetizer_config.min_parity = if config.fec_scheme == FecScheme::None {
+            0
+        } else {
+            config.min_parity as usize
+        };
+        packetizer_config.max_data_shards = config.max_data_per_block as usize;
+        // GF(2^16) symbols are 2 bytes, so its shards must have even length.
+        packetizer_config.shard_align = if config.fec_scheme == FecScheme::Gf16 {
+            2
+        } else {
+            1
+        };
+        let packetizer = Packetizer::new(packetizer_config).map_err(|e| e.to_string())?;
+        let sealer = MediaSealer::new(&config.key, config.salt, Direction::HostToClient)
+            .map_err(|e| format!("sealer: {e}"))?;
+        let socket = UdpSender::connect(config.bind, config.destination)
+            .map_err(|e| format!("socket: {e}"))?;
+        let local_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+
+        let mut stats = PipelineStats::new(monotonic_ns());
+        stats.encoder = encoder.chosen().to_string();
+        stats.bitrate_kbps = config.bitrate_kbps;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            idr_requested: AtomicBool::new(false),
+            target_kbps: AtomicU32::new(config.bitrate_kbps),
+            pending_frames: AtomicUsize::new(0),
+            stats: Mutex::new(stats),
+            events: EventQueue::default(),
+            sent_hashes: Mutex::new(std::collections::VecDeque::new()),
+        });
+        let skipped: Vec<String> = encoder
+            .skipped()
+            .iter()
+            .map(|s| crate::json::string(&format!("{s:?}")))
+            .collect();
+        shared.events.push(json_event(
+            "started",
+            &[
+                ("encoder", crate::json::string(encoder.chosen())),
+                ("skipped", format!("[{}]", skipped.join(","))),
+                ("source", crate::json::string(source.name())),
+                ("gso", socket.gso_available().to_string()),
+                ("local_port", local_port.to_string()),
+            ],
+        ));
+        crate::log::log_str(
+            crate::log::Level::Info,
+            "pipeline",
+            &format!(
+                "video session started: {} via {}, {}x{}@{}",
+                source.name(),
+                encoder.chosen(),
+                config.width,
+                config.height,
+                config.fps
+            ),
+        );
+
+        let (frames_tx, frames_rx) = sync_channel::<EncodedFrame>(PIPELINE_DEPTH);
+        let (spare_tx, spare_rx) = sync_channel::<EncodedFrame>(PIPELINE_DEPTH + 1);
+        for _ in 0..=PIPELINE_DEPTH {
+            let _ = spare_tx.try_send(EncodedFrame::default());
+        }
+        let encode_shared = shared.clone();
+        let encode_config = config.clone();
+        let encode_thread = std::thread::Builder::new()
+            .name("pf-video-encode".into())
+            .spawn(move || {
+                encode_loop(
+                    encode_config,
+                    source,
+                    encoder,
+                    &encode_shared,
+                    frames_tx,
+                    spare_rx,
+                );
+            })
+            .map_err(|e| format!("spawn: {e}"))?;
+        let send_shared = shared.clone();
+        let send_config = config.clone();
+        let send_thread = std::thread::Builder::new()
+            .name("pf-video-send".into())
+            .spawn(move || {
+                send_loop(
+                    send_config,
+                    packetizer,
+                    sealer,
+                    socket,
+                    &send_shared,
+                    frames_rx,
+                    spare_tx,
+                );
+                send_shared.finished.store(true, Ordering::SeqCst);
+                send_shared.events.push(json_event("stopped", &[]));
+            })
+            .map_err(|e| format!("spawn: {e}"))?;
+        Ok(Self {
+            config,
+            shared,
+            threads: vec![encode_thread, send_thread],
+            local_port,
+        })
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.local_port
+    }
+
+    pub fn request_idr(&self) {
+        self.shared.idr_requested.store(true, Ordering::SeqCst);
+    }
+
+    /// A handle other threads (a client's loss callback, the control plane) use to ask for an IDR.
+    pub fn idr_trigger(&self) -> IdrTrigger {
+        IdrTrigger(self.shared.clone())
+    }
+
+    /// Applied by the encode thread before its next frame, without restarting the session.
+    pub fn set_bitrate(&self, kbps: u32) {
+        self.shared.target_kbps.store(kbps, Ordering::SeqCst);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.shared.finished.load(Ordering::SeqCst)
+    }
+
+    pub fn stats_json(&self) -> String {
+        let mut stats = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.snapshot_json(monotonic_ns())
+    }
+
+    pub fn with_stats<R>(&self, f: impl FnOnce(&PipelineStats) -> R) -> R {
+        f(&self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// (frame index, FNV-1a 64) of the most recent sent access units, oldest first.
+    pub fn sent_hashes(&self) -> Vec<(u32, u64)> {
+        self.shared
+            .sent_hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    pub fn drain_events(&self, out: &mut [u8]) -> usize {
+        self.shared.events.drain_into(out)
+    }
+
+    /// Stops both threads and waits for them; idempotent.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for VideoSender {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn sleep_until(deadline_ns: u64) {
+    let now = monotonic_ns();
+    if deadline_ns > now {
+        std::thread::sleep(Duration::from_nanos(deadline_ns - now));
+    }
+}
+
+fn encode_loop(
+    config: PipelineConfig,
+    mut source: Box<dyn VideoSource>,
+    mut encoder: VideoEncoder,
+    shared: &Shared,
+    frames: SyncSender<EncodedFrame>,
+    spares: Receiver<EncodedFrame>,
+) {
+    let interval_ns = 1_000_000_000 / u64::from(config.fps);
+    let mut next_tick = monotonic_ns();
+    let mut frame = Frame::new();
+    let mut applied_kbps = config.bitrate_kbps;
+    let mut produced = 0u64;
+    while !shared.stop.load(Ordering::SeqCst) && config.max_frames.is_none_or(|max| produced < max)
+    {
+        sleep_until(next_tick);
+        next_tick += interval_ns;
+        let now = monotonic_ns();
+        if now > next_tick + interval_ns {
+            next_tick = now; // fell far behind (e.g. a stall): don't try to catch up in a burst
+        }
+        if shared.pending_frames.load(Ordering::SeqCst) >= PIPELINE_DEPTH {
+            shared
+                .stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .counters
+                .frames_skipped += 1;
+            continue;
+        }
+        let kbps = shared.target_kbps.load(Ordering::SeqCst);
+        if kbps != applied_kbps {
+            match encoder.set_bitrate(kbps) {
+                Ok(path) => {
+                    applied_kbps = kbps;
+                    shared
+                        .stats
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .bitrate_kbps = kbps;
+                    shared.events.push(json_event(
+                        "bitrate_changed",
+                        &[
+                            ("kbps", kbps.to_string()),
+                            ("path", crate::json::string(&format!("{path:?}"))),
+                        ],
+                    ));
+                }
+                Err(error) => {
+                    shared.target_kbps.store(applied_kbps, Ordering::SeqCst);
+                    shared.events.push(json_event(
+                        "error",
+                        &[("message", crate::json::string(&error.to_string()))],
+                    ));
+                }
+            }
+        }
+        let capture_started = monotonic_ns();
+        if let Err(error) = source.capture(&mut frame) {
+            shared.events.push(json_event(
+                "error",
+                &[("message", crate::json::string(&format!("capture: {error}")))],
+            ));
+            break;
+        }
+        let capture_ns = monotonic_ns().saturating_sub(capture_started);
+        let force_idr = shared.idr_requested.swap(false, Ordering::SeqCst);
+        let mut out = spares.try_recv().unwrap_or_default();
+        match encoder.encode_into(&frame, force_idr, &mut out) {
+            Ok(true) => {
+                produced += 1;
+                {
+                    let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+                    stats.counters.frames_captured += 1;
+                    stats.counters.frames_encoded += 1;
+                    stats.counters.keyframes += u64::from(out.keyframe);
+                    stats.counters.idr_requests += u64::from(force_idr);
+                    stats.record(Stage::Capture, capture_ns);
+                    stats.record(Stage::Convert, out.convert_ns);
+                    stats.record(Stage::Encode, out.encode_ns);
+                }
+                shared.pending_frames.fetch_add(1, Ordering::SeqCst);
+                if frames.send(out).is_err() {
+                    break;
+                }
+            }
+            Ok(false) => {
+                shared
+                    .stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .counters
+                    .frames_captured += 1;
+            }
+            Err(error) => {
+                shared.events.push(json_event(
+                    "error",
+                    &[("message", crate::json::string(&format!("encode: {error}")))],
+                ));
+                break;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_loop(
+    config: PipelineConfig,
+    mut packetizer: Packetizer,
+    mut sealer: MediaSealer,
+    mut socket: UdpSender,
+    shared: &Shared,
+    frames: Receiver<EncodedFrame>,
+    spares: SyncSender<EncodedFrame>,
+) {
+    let mut codes = CachedCodes::new();
+    let mut impairment = Impairment::new(config.loss_ppm, config.loss_seed);
+    let bytes_per_sec =
+        |kbps: u32| (f64::from(kbps) * 1000.0 / 8.0 * config.pacing_multiplier) as u64;
+    // Burst allowance: one average frame, at least 64 KiB, so small frames leave at once.
+    let burst = |kbps: u32| (u64::from(kbps) * 1000 / 8 / u64::from(config.fps)).max(64 * 1024);
+    let mut pacer = Pacer::new(
+        bytes_per_sec(config.bitrate_kbps),
+        burst(config.bitrate_kbps),
+        monotonic_ns(),
+    );
+    let mut next_seq = 0u64;
+    let mut kept: Vec<usize> = Vec::new();
+    while let Ok(encoded) = frames.recv() {
+        let kbps = shared.target_kbps.load(Ordering::SeqCst);
+        let rate = bytes_per_sec(kbps);
+        if rate != pacer.rate() {
+            pacer.set_rate(rate, monotonic_ns());
+        }
+        {
+            let mut hashes = shared.sent_hashes.lock().unwrap_or_else(|p| p.into_inner());
+            hashes.push_back((
+                encoded.frame_index as u32,
+                super::video_receiver::fnv1a64(&encoded.data),
+            ));
+            if hashes.len() > SENT_HASH_HISTORY {
+                hashes.pop_front();
+            }
+        }
+        let fec_started = monotonic_ns();
+        let input = FrameInput {
+            data: &encoded.data,
+            frame_index: encoded.frame_index as u32,
+            pts_ns: encoded.capture_ns,
+            user_flags: if encoded.keyframe {
+                USER_FLAG_KEYFRAME
+            } else {
+                0
+            },
+        };
+        let mut batch = match packetizer.packetize(&input, &mut codes) {
+            Ok(batch) => batch,
+            Err(error) => {
+                shared.events.push(json_event(
+                    "error",
+                    &[(
+                        "message",
+                        crate::json::string(&format!("packetize: {error}")),
+                    )],
+                ));
+                shared.pending_frames.fetch_sub(1, Ordering::SeqCst);
+                let _ = spares.try_send(encoded);
+                continue;
+            }
+        };
+        let seal_started = monotonic_ns();
+        let datagram_len = batch.datagram_len();
+        let count = batch.len();
+        let mut seal_failed = false;
+        for datagram in batch.datagrams_mut() {
+            if sealer.seal_datagram(next_seq, datagram).is_err() {
+                seal_failed = true;
+            }
+            next_seq += 1;
+        }
+        let send_started = monotonic_ns();
+        kept.clear();
+        kept.extend((0..count).filter(|_| !impairment.should_drop()));
+        let dropped = count - kept.len();
+        let mut send_errors = 0u64;
+        for chunk in kept.chunks(PACED_BURST_DATAGRAMS) {
+            let bytes = chunk.len() * datagram_len;
+            let wait = pacer.wait_ns(bytes, monotonic_ns());
+            if wait > 0 {
+                std::thread::sleep(Duration::from_nanos(wait));
+            }
+            let contiguous = chunk.windows(2).all(|w| w[1] == w[0] + 1);
+            let result = if contiguous {
+                // Consecutive slots are one contiguous span: a single GSO send (or sendmmsg).
+                socket.send_segmented(batch.datagram_span(chunk[0], chunk.len()), datagram_len)
+            } else {
+                let packets: Vec<&[u8]> = chunk.iter().map(|&i| batch.datagram(i)).collect();
+                socket.send_all(&packets)
+            };
+            if result.is_err() {
+                send_errors += 1;
+            }
+            pacer.consume(bytes, monotonic_ns());
+        }
+        let done = monotonic_ns();
+        {
+            let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.counters.frames_sent += 1;
+            stats.counters.packets_sent += kept.len() as u64;
+            stats.counters.bytes_sent += (kept.len() * datagram_len) as u64;
+            stats.counters.packets_dropped_impairment += dropped as u64;
+            stats.counters.send_errors += send_errors + u64::from(seal_failed);
+            stats.record(Stage::Fec, seal_started - fec_started);
+            stats.record(Stage::Seal, send_started - seal_started);
+            stats.record(Stage::Send, done - send_started);
+            stats.record(Stage::Total, done.saturating_sub(encoded.capture_ns));
+        }
+        shared.pending_frames.fetch_sub(1, Ordering::SeqCst);
+        let _ = spares.try_send(encoded);
+    }
+}
