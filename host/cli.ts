@@ -30,6 +30,7 @@ Commands:
   serve      run the host (management API; more planes arrive with --gamestream etc.)
   openapi    print the management API's OpenAPI 3.1 document
   selftest   report what this machine can do, with a reason for every "no"
+  bench      data-plane benchmarks (FEC, AEAD, egress, encode latency) as ratios to baselines
 
 Global options:
   --version            version, native ABI version and git commit
@@ -37,6 +38,8 @@ Global options:
   --log-format FORMAT  human|json (default: human on a terminal, json otherwise)
   -h, --help           this help; \`punktfunk <command> --help\` for a command
 `;
+
+export const BENCH_NAMES = ["fec_gf8", "fec_gf16", "aead", "egress", "latency_x264_1080p60"];
 
 const COMMAND_HELP: Record<string, string> = {
   serve: `Usage: punktfunk serve [options]
@@ -72,13 +75,25 @@ Options:
 `,
 };
 
+COMMAND_HELP.bench = `Usage: punktfunk bench [--only NAME]... [--json]
+
+Runs the native core's benchmarks in this process; each prints its figure and a baseline measured
+in the same run (scalar Reed–Solomon, memcpy, OpenSSL one-shot AES-GCM, plain sendmmsg).
+Names: ${BENCH_NAMES.join(", ")}.
+
+Options:
+  --only NAME   run only this benchmark (repeatable)
+  --json        one JSON object per line
+  -h, --help    this help
+`;
+
 const GLOBAL_OPTIONS = {
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
-type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 
 function parse<O extends OptionSpec>(args: string[], options: O) {
   const config = {
@@ -176,7 +191,33 @@ async function selftestCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+async function benchCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { only: { type: "string", multiple: true }, json: { type: "boolean" } });
+  if (values.help) return (out(COMMAND_HELP.bench), 0);
+  configureLogging(values);
+  const names = (values.only as string[] | undefined) ?? BENCH_NAMES;
+  const unknown = names.filter((name) => !BENCH_NAMES.includes(name));
+  if (unknown.length > 0) throw new UsageError(`unknown benchmark ${unknown.join(", ")}`);
+  const native = NativeCore.open();
+  try {
+    for (const name of names) {
+      const result = await native.bench(name);
+      out(values.json ? JSON.stringify(result) + "\n" : formatBench(result));
+    }
+  } finally {
+    native.close();
+  }
+  return 0;
+}
+
+export function formatBench(result: Record<string, unknown>): string {
+  const { name, ...rest } = result;
+  const fields = Object.entries(rest).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`);
+  return `${name}\n${fields.join("\n")}\n`;
+}
+
 const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
+  bench: benchCommand,
   serve: serveCommand,
   openapi: openapiCommand,
   selftest: selftestCommand,

@@ -30,6 +30,27 @@ const SYMBOLS = {
   pf_debug_panic: { parameters: [], result: "i32" },
   pf_probe_encoders_json: { parameters: ["u32", "u32"], result: "pointer", nonblocking: true },
   pf_string_free: { parameters: ["pointer"], result: "void" },
+  pf_video_sender_start: {
+    parameters: ["buffer", "usize", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  pf_video_sender_request_idr: { parameters: ["pointer"], result: "i32" },
+  pf_video_sender_set_bitrate: { parameters: ["pointer", "u32"], result: "i32" },
+  pf_video_sender_is_finished: { parameters: ["pointer"], result: "i32" },
+  pf_video_sender_stats_json: { parameters: ["pointer"], result: "pointer" },
+  pf_video_sender_poll_events: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
+  pf_video_sender_stop: { parameters: ["pointer"], result: "void", nonblocking: true },
+  pf_video_receiver_start: {
+    parameters: ["buffer", "usize", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  pf_video_receiver_port: { parameters: ["pointer"], result: "u16" },
+  pf_video_receiver_stats_json: { parameters: ["pointer"], result: "pointer" },
+  pf_video_receiver_poll_events: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
+  pf_video_receiver_stop: { parameters: ["pointer"], result: "void", nonblocking: true },
+  pf_bench_json: { parameters: ["buffer", "usize"], result: "pointer", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type Codec = "h264" | "h265" | "av1";
@@ -165,6 +186,59 @@ export class NativeCore {
     }
   }
 
+  /** Counts FFI crossings made through this wrapper (tests prove none happens per packet). */
+  ffiCalls = 0;
+
+  #takeString(pointer: Deno.PointerValue): string | null {
+    if (pointer === null) return null;
+    try {
+      return new Deno.UnsafePointerView(pointer).getCString();
+    } finally {
+      this.#symbols().pf_string_free(pointer);
+    }
+  }
+
+  async #startSession(
+    start: (json: Uint8Array, len: bigint, err: Uint8Array, cap: bigint) => Promise<Deno.PointerValue>,
+    config: object,
+    what: string,
+  ): Promise<Deno.PointerObject> {
+    const json = new TextEncoder().encode(JSON.stringify(config));
+    const error = new Uint8Array(1024);
+    this.ffiCalls++;
+    const handle = await start(json, BigInt(json.length), error, BigInt(error.length));
+    if (handle === null) {
+      const end = error.indexOf(0);
+      throw new NativeError(
+        STATUS.INVALID_ARGUMENT,
+        `${what}: ${decoder.decode(error.subarray(0, end < 0 ? 0 : end))}`,
+      );
+    }
+    return handle;
+  }
+
+  /** Starts a video session (capture → encode → FEC → seal → paced send) on native threads. */
+  async startVideoSender(config: VideoSenderConfig): Promise<VideoSenderHandle> {
+    const symbols = this.#symbols();
+    const handle = await this.#startSession(symbols.pf_video_sender_start, config, "video sender");
+    return new VideoSenderHandle(this, handle, symbols, (p) => this.#takeString(p));
+  }
+
+  /** Starts a video receiver (our client's data plane) on a native thread. */
+  async startVideoReceiver(config: VideoReceiverConfig): Promise<VideoReceiverHandle> {
+    const symbols = this.#symbols();
+    const handle = await this.#startSession(symbols.pf_video_receiver_start, config, "video receiver");
+    return new VideoReceiverHandle(this, handle, symbols, (p) => this.#takeString(p));
+  }
+
+  /** Runs one in-process benchmark (off the JS thread); returns its JSON result. */
+  async bench(name: string): Promise<Record<string, unknown>> {
+    const bytes = new TextEncoder().encode(name);
+    const text = this.#takeString(await this.#symbols().pf_bench_json(bytes, BigInt(bytes.length)));
+    if (text === null) throw new NativeError(STATUS.INVALID_ARGUMENT, `unknown benchmark "${name}"`);
+    return JSON.parse(text);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -195,4 +269,140 @@ export function availableCodecs(report: EncoderProbeReport): Codec[] {
   const codecs = new Set<Codec>();
   for (const probe of report.encoders) if (probe.available) codecs.add(names[probe.codec]);
   return (["h264", "h265", "av1"] as const).filter((codec) => codecs.has(codec));
+}
+
+export interface VideoSenderConfig {
+  source?: { kind: "synthetic" } | { kind: "x11"; display: string };
+  width?: number;
+  height?: number;
+  fps?: number;
+  codec?: "h264" | "hevc" | "av1";
+  encoder?: string;
+  bitrate_kbps?: number;
+  cbr_filler?: boolean;
+  fec?: {
+    scheme?: "none" | "gf8" | "gf16";
+    percent?: number;
+    min_parity?: number;
+    max_data_per_block?: number;
+  };
+  shard_bytes?: number;
+  /** 32 hex digits, never all zero. */
+  key: string;
+  /** 8 hex digits. */
+  salt: string;
+  destination: string;
+  bind?: string;
+  pacing_multiplier?: number;
+  loss_ppm?: number;
+  loss_seed?: number;
+  max_frames?: number;
+}
+
+export interface VideoReceiverConfig {
+  bind?: string;
+  key: string;
+  salt: string;
+  decode?: "none" | "h264" | "hevc" | "av1";
+  verify_stamps?: boolean;
+}
+
+type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+const EVENT_BUFFER_BYTES = 64 * 1024;
+
+function pollEvents(
+  poll: (handle: Deno.PointerObject, buf: Uint8Array, cap: bigint) => number | bigint,
+  handle: Deno.PointerObject,
+): Record<string, unknown>[] {
+  const buffer = new Uint8Array(EVENT_BUFFER_BYTES);
+  const written = Number(poll(handle, buffer, BigInt(buffer.length)));
+  if (written <= 0) return [];
+  return decoder.decode(buffer.subarray(0, written)).split("\n").filter(Boolean).map((line) =>
+    JSON.parse(line)
+  );
+}
+
+/** A running video session; `close()` stops its threads (off the JS thread) and frees it. */
+export class VideoSenderHandle {
+  #handle: Deno.PointerObject | null;
+  constructor(
+    readonly core: NativeCore,
+    handle: Deno.PointerObject,
+    private readonly symbols: Symbols,
+    private readonly takeString: (p: Deno.PointerValue) => string | null,
+  ) {
+    this.#handle = handle;
+  }
+
+  #live(): Deno.PointerObject {
+    if (this.#handle === null) throw new Error("video sender is stopped");
+    this.core.ffiCalls++;
+    return this.#handle;
+  }
+
+  requestIdr(): void {
+    this.symbols.pf_video_sender_request_idr(this.#live());
+  }
+
+  setBitrate(kbps: number): void {
+    const status = this.symbols.pf_video_sender_set_bitrate(this.#live(), kbps);
+    if (status !== STATUS.OK) throw new NativeError(status, `bitrate ${kbps} kbit/s refused`);
+  }
+
+  get finished(): boolean {
+    return this.symbols.pf_video_sender_is_finished(this.#live()) === 1;
+  }
+
+  stats(): Record<string, unknown> {
+    return JSON.parse(this.takeString(this.symbols.pf_video_sender_stats_json(this.#live())) ?? "{}");
+  }
+
+  events(): Record<string, unknown>[] {
+    return pollEvents(this.symbols.pf_video_sender_poll_events, this.#live());
+  }
+
+  async close(): Promise<void> {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    await this.symbols.pf_video_sender_stop(handle);
+  }
+}
+
+/** A running receiver; `close()` stops its thread and frees it. */
+export class VideoReceiverHandle {
+  #handle: Deno.PointerObject | null;
+  constructor(
+    readonly core: NativeCore,
+    handle: Deno.PointerObject,
+    private readonly symbols: Symbols,
+    private readonly takeString: (p: Deno.PointerValue) => string | null,
+  ) {
+    this.#handle = handle;
+  }
+
+  #live(): Deno.PointerObject {
+    if (this.#handle === null) throw new Error("video receiver is stopped");
+    this.core.ffiCalls++;
+    return this.#handle;
+  }
+
+  get port(): number {
+    return this.symbols.pf_video_receiver_port(this.#live());
+  }
+
+  stats(): Record<string, unknown> {
+    return JSON.parse(this.takeString(this.symbols.pf_video_receiver_stats_json(this.#live())) ?? "{}");
+  }
+
+  events(): Record<string, unknown>[] {
+    return pollEvents(this.symbols.pf_video_receiver_poll_events, this.#live());
+  }
+
+  async close(): Promise<void> {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    await this.symbols.pf_video_receiver_stop(handle);
+  }
 }

@@ -130,3 +130,13 @@ Deno.test("selftest reports every area with a reason for each no", async () => {
   const quic = sections.find((s) => s.title === "network")!.items[0];
   assertEquals(quic.ok, true, quic.detail);
 });
+
+Deno.test("`punktfunk bench` reports a figure and its same-run baseline", async () => {
+  const output = await runCli(["bench", "--only", "aead", "--json"]);
+  assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+  const result = JSON.parse(new TextDecoder().decode(output.stdout));
+  assertEquals(result.name, "aead");
+  assert(result.seal_ns > 0 && result.openssl_one_shot_ns > 0 && result.ratio > 0);
+  const bad = await runCli(["bench", "--only", "nope"]);
+  assertEquals(bad.code, 2);
+});

@@ -5,7 +5,9 @@
 //! build exists so tests and benchmarks can call the Rust-level APIs directly.
 
 pub mod abi;
+pub mod abi_session;
 pub mod audio;
+pub mod bench;
 pub mod capture;
 pub mod crypto;
 pub mod encode;
