@@ -322,87 +322,103 @@ function pollEvents(
   );
 }
 
-/** A running video session; `close()` stops its threads (off the JS thread) and frees it. */
-export class VideoSenderHandle {
+/** Shared plumbing of native session handles: liveness, FFI call counting, stats, events, stop. */
+abstract class SessionHandle {
   #handle: Deno.PointerObject | null;
   constructor(
     readonly core: NativeCore,
     handle: Deno.PointerObject,
-    private readonly symbols: Symbols,
+    protected readonly symbols: Symbols,
     private readonly takeString: (p: Deno.PointerValue) => string | null,
+    private readonly kind: string,
   ) {
     this.#handle = handle;
   }
 
-  #live(): Deno.PointerObject {
-    if (this.#handle === null) throw new Error("video sender is stopped");
+  protected live(): Deno.PointerObject {
+    if (this.#handle === null) throw new Error(`${this.kind} is stopped`);
     this.core.ffiCalls++;
     return this.#handle;
   }
 
+  protected abstract statsPointer(handle: Deno.PointerObject): Deno.PointerValue;
+  protected abstract pollEvents(handle: Deno.PointerObject, buf: Uint8Array, cap: bigint): number | bigint;
+  protected abstract stopNative(handle: Deno.PointerObject): Promise<void>;
+
+  stats(): Record<string, unknown> {
+    return JSON.parse(this.takeString(this.statsPointer(this.live())) ?? "{}");
+  }
+
+  events(): Record<string, unknown>[] {
+    return pollEvents((h, b, c) => this.pollEvents(h, b, c), this.live());
+  }
+
+  /** Stops the native threads (off the JS thread) and frees the session; idempotent. */
+  async close(): Promise<void> {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    await this.stopNative(handle);
+  }
+}
+
+/** A running video session (capture → encode → FEC → seal → paced send). */
+export class VideoSenderHandle extends SessionHandle {
+  constructor(
+    core: NativeCore,
+    handle: Deno.PointerObject,
+    symbols: Symbols,
+    take: (p: Deno.PointerValue) => string | null,
+  ) {
+    super(core, handle, symbols, take, "video sender");
+  }
+
+  protected statsPointer(handle: Deno.PointerObject): Deno.PointerValue {
+    return this.symbols.pf_video_sender_stats_json(handle);
+  }
+  protected pollEvents(handle: Deno.PointerObject, buf: Uint8Array, cap: bigint): number | bigint {
+    return this.symbols.pf_video_sender_poll_events(handle, buf, cap);
+  }
+  protected stopNative(handle: Deno.PointerObject): Promise<void> {
+    return this.symbols.pf_video_sender_stop(handle);
+  }
+
   requestIdr(): void {
-    this.symbols.pf_video_sender_request_idr(this.#live());
+    this.symbols.pf_video_sender_request_idr(this.live());
   }
 
   setBitrate(kbps: number): void {
-    const status = this.symbols.pf_video_sender_set_bitrate(this.#live(), kbps);
+    const status = this.symbols.pf_video_sender_set_bitrate(this.live(), kbps);
     if (status !== STATUS.OK) throw new NativeError(status, `bitrate ${kbps} kbit/s refused`);
   }
 
   get finished(): boolean {
-    return this.symbols.pf_video_sender_is_finished(this.#live()) === 1;
-  }
-
-  stats(): Record<string, unknown> {
-    return JSON.parse(this.takeString(this.symbols.pf_video_sender_stats_json(this.#live())) ?? "{}");
-  }
-
-  events(): Record<string, unknown>[] {
-    return pollEvents(this.symbols.pf_video_sender_poll_events, this.#live());
-  }
-
-  async close(): Promise<void> {
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    this.#handle = null;
-    await this.symbols.pf_video_sender_stop(handle);
+    return this.symbols.pf_video_sender_is_finished(this.live()) === 1;
   }
 }
 
-/** A running receiver; `close()` stops its thread and frees it. */
-export class VideoReceiverHandle {
-  #handle: Deno.PointerObject | null;
+/** A running receiver (our client's data plane). */
+export class VideoReceiverHandle extends SessionHandle {
   constructor(
-    readonly core: NativeCore,
+    core: NativeCore,
     handle: Deno.PointerObject,
-    private readonly symbols: Symbols,
-    private readonly takeString: (p: Deno.PointerValue) => string | null,
+    symbols: Symbols,
+    take: (p: Deno.PointerValue) => string | null,
   ) {
-    this.#handle = handle;
+    super(core, handle, symbols, take, "video receiver");
   }
 
-  #live(): Deno.PointerObject {
-    if (this.#handle === null) throw new Error("video receiver is stopped");
-    this.core.ffiCalls++;
-    return this.#handle;
+  protected statsPointer(handle: Deno.PointerObject): Deno.PointerValue {
+    return this.symbols.pf_video_receiver_stats_json(handle);
+  }
+  protected pollEvents(handle: Deno.PointerObject, buf: Uint8Array, cap: bigint): number | bigint {
+    return this.symbols.pf_video_receiver_poll_events(handle, buf, cap);
+  }
+  protected stopNative(handle: Deno.PointerObject): Promise<void> {
+    return this.symbols.pf_video_receiver_stop(handle);
   }
 
   get port(): number {
-    return this.symbols.pf_video_receiver_port(this.#live());
-  }
-
-  stats(): Record<string, unknown> {
-    return JSON.parse(this.takeString(this.symbols.pf_video_receiver_stats_json(this.#live())) ?? "{}");
-  }
-
-  events(): Record<string, unknown>[] {
-    return pollEvents(this.symbols.pf_video_receiver_poll_events, this.#live());
-  }
-
-  async close(): Promise<void> {
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    this.#handle = null;
-    await this.symbols.pf_video_receiver_stop(handle);
+    return this.symbols.pf_video_receiver_port(this.live());
   }
 }

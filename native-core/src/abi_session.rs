@@ -89,10 +89,64 @@ unsafe fn receiver<'a>(handle: *mut c_void) -> Option<&'a VideoReceiver> {
     unsafe { (handle as *const VideoReceiver).as_ref() }
 }
 
-fn drain(result: Option<usize>) -> isize {
-    result
-        .map(|n| n as isize)
-        .unwrap_or(crate::status::PF_ERR_INVALID_ARGUMENT as isize)
+/// Starts a session object from JSON and leaks it as an opaque handle; errors go to `err`.
+///
+/// # Safety
+/// `json` valid for `len` bytes; `err` null or valid for `err_cap` bytes.
+unsafe fn start_handle<T>(
+    json: *const u8,
+    len: usize,
+    err: *mut u8,
+    err_cap: usize,
+    start: impl FnOnce(&str) -> Result<T, String>,
+) -> *mut c_void {
+    let result = guarded(|| {
+        // SAFETY: forwarded caller contract.
+        let text = unsafe { input_text(json, len) }?;
+        start(&text)
+    });
+    match result {
+        Ok(session) => Box::into_raw(Box::new(session)) as *mut c_void,
+        Err(message) => {
+            // SAFETY: forwarded caller contract.
+            unsafe { write_error(err, err_cap, &message) };
+            ptr::null_mut()
+        }
+    }
+}
+
+/// Drains a session's events into `buf`.
+///
+/// # Safety
+/// `buf` null or valid for `cap` bytes.
+unsafe fn poll_into<T>(
+    session: Option<&T>,
+    buf: *mut u8,
+    cap: usize,
+    drain: impl Fn(&T, &mut [u8]) -> usize,
+) -> isize {
+    match session {
+        Some(session) if !buf.is_null() => {
+            // SAFETY: caller contract: buf valid for cap bytes.
+            let out = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
+            drain(session, out) as isize
+        }
+        _ => crate::status::PF_ERR_INVALID_ARGUMENT as isize,
+    }
+}
+
+/// Takes back a handle from `start_handle` and drops it (stopping and joining its threads).
+///
+/// # Safety
+/// `handle` null or from `start_handle::<T>`, not used afterwards.
+unsafe fn stop_handle<T>(handle: *mut c_void) {
+    if handle.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: ownership handed back exactly once per the contract.
+        drop(unsafe { Box::from_raw(handle as *mut T) });
+    }));
 }
 
 /// # Safety
@@ -105,18 +159,10 @@ pub unsafe extern "C" fn pf_video_sender_start(
     err_cap: usize,
 ) -> *mut c_void {
     // SAFETY: forwarded caller contract.
-    let result = guarded(|| {
-        let text = unsafe { input_text(json, len) }?;
-        let config = PipelineConfig::from_json(&text)?;
-        VideoSender::start(config)
-    });
-    match result {
-        Ok(sender) => Box::into_raw(Box::new(sender)) as *mut c_void,
-        Err(message) => {
-            // SAFETY: forwarded caller contract.
-            unsafe { write_error(err, err_cap, &message) };
-            ptr::null_mut()
-        }
+    unsafe {
+        start_handle(json, len, err, err_cap, |text| {
+            VideoSender::start(PipelineConfig::from_json(text)?)
+        })
     }
 }
 
@@ -138,16 +184,13 @@ pub unsafe extern "C" fn pf_video_sender_request_idr(handle: *mut c_void) -> i32
 /// `handle` from `pf_video_sender_start`, not yet stopped.
 #[no_mangle]
 pub unsafe extern "C" fn pf_video_sender_set_bitrate(handle: *mut c_void, kbps: u32) -> i32 {
-    if !(100..=2_000_000).contains(&kbps) {
-        return crate::status::PF_ERR_INVALID_ARGUMENT;
-    }
     // SAFETY: caller contract.
     match unsafe { sender(handle) } {
-        Some(s) => {
+        Some(s) if (100..=2_000_000).contains(&kbps) => {
             s.set_bitrate(kbps);
             crate::status::PF_OK
         }
-        None => crate::status::PF_ERR_INVALID_ARGUMENT,
+        _ => crate::status::PF_ERR_INVALID_ARGUMENT,
     }
 }
 
@@ -179,26 +222,16 @@ pub unsafe extern "C" fn pf_video_sender_poll_events(
     buf: *mut u8,
     cap: usize,
 ) -> isize {
-    if buf.is_null() {
-        return crate::status::PF_ERR_INVALID_ARGUMENT as isize;
-    }
-    // SAFETY: caller contract: buf valid for cap bytes.
-    let out = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
     // SAFETY: caller contract.
-    drain(unsafe { sender(handle) }.map(|s| s.drain_events(out)))
+    unsafe { poll_into(sender(handle), buf, cap, VideoSender::drain_events) }
 }
 
 /// # Safety
 /// `handle` from `pf_video_sender_start` (or null), used by no other thread; invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn pf_video_sender_stop(handle: *mut c_void) {
-    if handle.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: ownership handed back exactly once per the contract; Drop stops and joins.
-        drop(unsafe { Box::from_raw(handle as *mut VideoSender) });
-    }));
+    // SAFETY: caller contract.
+    unsafe { stop_handle::<VideoSender>(handle) }
 }
 
 /// # Safety
@@ -210,18 +243,11 @@ pub unsafe extern "C" fn pf_video_receiver_start(
     err: *mut u8,
     err_cap: usize,
 ) -> *mut c_void {
-    let result = guarded(|| {
-        // SAFETY: forwarded caller contract.
-        let text = unsafe { input_text(json, len) }?;
-        VideoReceiver::start(ReceiverConfig::from_json(&text)?, None)
-    });
-    match result {
-        Ok(receiver) => Box::into_raw(Box::new(receiver)) as *mut c_void,
-        Err(message) => {
-            // SAFETY: forwarded caller contract.
-            unsafe { write_error(err, err_cap, &message) };
-            ptr::null_mut()
-        }
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        start_handle(json, len, err, err_cap, |text| {
+            VideoReceiver::start(ReceiverConfig::from_json(text)?, None)
+        })
     }
 }
 
@@ -253,26 +279,16 @@ pub unsafe extern "C" fn pf_video_receiver_poll_events(
     buf: *mut u8,
     cap: usize,
 ) -> isize {
-    if buf.is_null() {
-        return crate::status::PF_ERR_INVALID_ARGUMENT as isize;
-    }
-    // SAFETY: caller contract: buf valid for cap bytes.
-    let out = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
     // SAFETY: caller contract.
-    drain(unsafe { receiver(handle) }.map(|r| r.drain_events(out)))
+    unsafe { poll_into(receiver(handle), buf, cap, VideoReceiver::drain_events) }
 }
 
 /// # Safety
 /// `handle` from `pf_video_receiver_start` (or null); invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn pf_video_receiver_stop(handle: *mut c_void) {
-    if handle.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: ownership handed back exactly once per the contract; Drop joins the thread.
-        drop(unsafe { Box::from_raw(handle as *mut VideoReceiver) });
-    }));
+    // SAFETY: caller contract.
+    unsafe { stop_handle::<VideoReceiver>(handle) }
 }
 
 /// # Safety
