@@ -22,7 +22,7 @@
 mod connection;
 mod ffi;
 #[cfg(test)]
-mod xvfb;
+pub(crate) mod xvfb;
 
 use std::ffi::{c_char, c_int, c_uint, c_ulong};
 use std::ptr::{self, NonNull};
