@@ -304,6 +304,8 @@ fn encode_loop(
     let mut frame = Frame::new();
     let mut applied_kbps = config.bitrate_kbps;
     let mut produced = 0u64;
+    // A buffer the encoder did not fill (it held the frame back) is kept for the next frame.
+    let mut unused: Option<EncodedFrame> = None;
     while !shared.stop.load(Ordering::SeqCst) && config.max_frames.is_none_or(|max| produced < max)
     {
         sleep_until(next_tick);
@@ -358,7 +360,10 @@ fn encode_loop(
         }
         let capture_ns = monotonic_ns().saturating_sub(capture_started);
         let force_idr = shared.idr_requested.swap(false, Ordering::SeqCst);
-        let mut out = spares.try_recv().unwrap_or_default();
+        let mut out = unused
+            .take()
+            .or_else(|| spares.try_recv().ok())
+            .unwrap_or_default();
         match encoder.encode_into(&frame, force_idr, &mut out) {
             Ok(true) => {
                 produced += 1;
@@ -384,6 +389,7 @@ fn encode_loop(
                     .unwrap_or_else(|p| p.into_inner())
                     .counters
                     .frames_captured += 1;
+                unused = Some(out);
             }
             Err(error) => {
                 shared.events.push(json_event(
