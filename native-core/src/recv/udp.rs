@@ -66,14 +66,7 @@ impl UdpReceiver {
                 iov_len: slot.len(),
             });
         }
-        self.headers.clear();
-        for iovec in self.iovecs.iter_mut() {
-            // SAFETY: all-zero is a valid empty mmsghdr.
-            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            header.msg_hdr.msg_iov = iovec as *mut libc::iovec;
-            header.msg_hdr.msg_iovlen = 1;
-            self.headers.push(header);
-        }
+        crate::send::udp::fill_mmsg_headers(&mut self.iovecs, &mut self.headers);
         // SAFETY: headers → iovecs → arena slots, all owned by self and alive for the call.
         let received = unsafe {
             libc::recvmmsg(

@@ -101,14 +101,7 @@ impl UdpSender {
                 iov_base: p.as_ptr() as *mut libc::c_void,
                 iov_len: p.len(),
             }));
-            self.headers.clear();
-            for iovec in self.iovecs.iter_mut() {
-                // SAFETY: mmsghdr is plain old data; all-zero is a valid "no name, no control" header.
-                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                header.msg_hdr.msg_iov = iovec as *mut libc::iovec;
-                header.msg_hdr.msg_iovlen = 1;
-                self.headers.push(header);
-            }
+            fill_mmsg_headers(&mut self.iovecs, &mut self.headers);
             // SAFETY: headers point at iovecs that point at `batch`, all alive for this call.
             let sent = unsafe {
                 libc::sendmmsg(fd, self.headers.as_mut_ptr(), self.headers.len() as u32, 0)
@@ -186,6 +179,18 @@ impl UdpSender {
         } else {
             Ok(())
         }
+    }
+}
+
+/// One mmsghdr per iovec (no address, no control data), for sendmmsg and recvmmsg alike.
+pub(crate) fn fill_mmsg_headers(iovecs: &mut [libc::iovec], headers: &mut Vec<libc::mmsghdr>) {
+    headers.clear();
+    for iovec in iovecs.iter_mut() {
+        // SAFETY: mmsghdr is plain old data; all-zero is a valid "no name, no control" header.
+        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        header.msg_hdr.msg_iov = iovec as *mut libc::iovec;
+        header.msg_hdr.msg_iovlen = 1;
+        headers.push(header);
     }
 }
 
