@@ -4,7 +4,7 @@
 
 pub mod aes_cbc;
 pub mod aes_gcm;
-mod evp;
+pub(crate) mod evp;
 
 use std::fmt;
 
