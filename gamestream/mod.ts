@@ -1,0 +1,5 @@
+/** GameStream (Moonlight-compatible) host: so far the RTSP handshake and ANNOUNCE SDP parsing. */
+export { RtspRequestParser, RtspSession, serializeResponse } from "./rtsp.ts";
+export type { RtspRequest } from "./rtsp.ts";
+export { parseSdp, SdpError } from "./sdp.ts";
+export type { StreamParameters } from "./sdp.ts";
