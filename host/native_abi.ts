@@ -51,6 +51,26 @@ const SYMBOLS = {
   pf_video_receiver_poll_events: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
   pf_video_receiver_stop: { parameters: ["pointer"], result: "void", nonblocking: true },
   pf_bench_json: { parameters: ["buffer", "usize"], result: "pointer", nonblocking: true },
+  pf_gs_audio_sender_start: {
+    parameters: ["buffer", "usize", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  pf_gs_video_receiver_start: {
+    parameters: ["buffer", "usize", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  pf_gs_audio_receiver_start: {
+    parameters: ["buffer", "usize", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  pf_media_session_port: { parameters: ["pointer"], result: "u16" },
+  pf_media_session_is_finished: { parameters: ["pointer"], result: "i32" },
+  pf_media_session_stats_json: { parameters: ["pointer"], result: "pointer" },
+  pf_media_session_poll_events: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
+  pf_media_session_stop: { parameters: ["pointer"], result: "void", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type Codec = "h264" | "h265" | "av1";
@@ -231,6 +251,27 @@ export class NativeCore {
     return new VideoReceiverHandle(this, handle, symbols, (p) => this.#takeString(p));
   }
 
+  /** GameStream audio (host): source → Opus → RTP/FEC (+AES-CBC) to whoever pings `bind` first. */
+  async startGameStreamAudioSender(config: GameStreamAudioSenderConfig): Promise<MediaSessionHandle> {
+    const symbols = this.#symbols();
+    const handle = await this.#startSession(symbols.pf_gs_audio_sender_start, config, "audio sender");
+    return new MediaSessionHandle(this, handle, symbols, (p) => this.#takeString(p), "audio sender");
+  }
+
+  /** GameStream video as Moonlight receives it (test client): ping, depacketize, FEC, decode. */
+  async startGameStreamVideoReceiver(config: GameStreamVideoReceiverConfig): Promise<MediaSessionHandle> {
+    const symbols = this.#symbols();
+    const handle = await this.#startSession(symbols.pf_gs_video_receiver_start, config, "video receiver");
+    return new MediaSessionHandle(this, handle, symbols, (p) => this.#takeString(p), "video receiver");
+  }
+
+  /** GameStream audio as Moonlight receives it (test client): ping, FEC, decrypt, Opus decode. */
+  async startGameStreamAudioReceiver(config: GameStreamAudioReceiverConfig): Promise<MediaSessionHandle> {
+    const symbols = this.#symbols();
+    const handle = await this.#startSession(symbols.pf_gs_audio_receiver_start, config, "audio receiver");
+    return new MediaSessionHandle(this, handle, symbols, (p) => this.#takeString(p), "audio receiver");
+  }
+
   /** Runs one in-process benchmark (off the JS thread); returns its JSON result. */
   async bench(name: string): Promise<Record<string, unknown>> {
     const bytes = new TextEncoder().encode(name);
@@ -289,9 +330,18 @@ export interface VideoSenderConfig {
   shard_bytes?: number;
   /** 32 hex digits, never all zero. */
   key: string;
-  /** 8 hex digits. */
-  salt: string;
-  destination: string;
+  /** punktfunk/1: 8 hex digits. */
+  salt?: string;
+  /** punktfunk/1: where to send. */
+  destination?: string;
+  /** GameStream wire instead: the destination is learned from the client's ping on `bind`. */
+  gamestream?: {
+    packet_size: number;
+    min_required_fec?: number;
+    encrypt?: boolean;
+    ping_payload?: string;
+    ping_timeout_ms?: number;
+  };
   bind?: string;
   pacing_multiplier?: number;
   loss_ppm?: number;
@@ -306,6 +356,51 @@ export interface VideoReceiverConfig {
   decode?: "none" | "h264" | "hevc" | "av1";
   verify_stamps?: boolean;
 }
+
+/** Opus multistream layout (GameStream surround params); stereo when omitted. */
+export interface OpusLayoutConfig {
+  channels?: 2 | 6 | 8;
+  streams?: number;
+  coupled_streams?: number;
+  mapping?: number[];
+  packet_duration_ms?: 5 | 10 | 20;
+}
+
+/** GameStream audio crypto: AES-CBC with IV from `rikeyid` (+ RTP sequence). */
+export interface GameStreamAudioCrypto {
+  encrypt?: boolean;
+  key?: string;
+  rikeyid?: number;
+}
+
+export interface GameStreamAudioSenderConfig extends OpusLayoutConfig, GameStreamAudioCrypto {
+  source?: { kind: "tone" } | { kind: "pulse"; server?: string; device?: string };
+  bitrate_bps?: number;
+  bind: string;
+  ping_payload?: string;
+  ping_timeout_ms?: number;
+  loss_ppm?: number;
+}
+
+interface GameStreamReceiverLink {
+  /** The host's media port, IP:PORT. */
+  host: string;
+  bind?: string;
+  ping_payload?: string;
+  /** Receive-side loss injection (same effect as loss on the wire). */
+  loss_ppm?: number;
+  loss_seed?: number;
+}
+
+export interface GameStreamVideoReceiverConfig extends GameStreamReceiverLink {
+  packet_size: number;
+  encrypt?: boolean;
+  key?: string;
+  codec?: "h264" | "hevc" | "av1";
+}
+
+export interface GameStreamAudioReceiverConfig
+  extends GameStreamReceiverLink, OpusLayoutConfig, GameStreamAudioCrypto {}
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 const EVENT_BUFFER_BYTES = 64 * 1024;
@@ -420,5 +515,36 @@ export class VideoReceiverHandle extends SessionHandle {
 
   get port(): number {
     return this.symbols.pf_video_receiver_port(this.live());
+  }
+}
+
+/** A single-thread native session: GameStream audio sender, or a test-client receiver. */
+export class MediaSessionHandle extends SessionHandle {
+  constructor(
+    core: NativeCore,
+    handle: Deno.PointerObject,
+    symbols: Symbols,
+    take: (p: Deno.PointerValue) => string | null,
+    kind: string,
+  ) {
+    super(core, handle, symbols, take, kind);
+  }
+
+  protected statsPointer(handle: Deno.PointerObject): Deno.PointerValue {
+    return this.symbols.pf_media_session_stats_json(handle);
+  }
+  protected pollEvents(handle: Deno.PointerObject, buf: Uint8Array, cap: bigint): number | bigint {
+    return this.symbols.pf_media_session_poll_events(handle, buf, cap);
+  }
+  protected stopNative(handle: Deno.PointerObject): Promise<void> {
+    return this.symbols.pf_media_session_stop(handle);
+  }
+
+  get port(): number {
+    return this.symbols.pf_media_session_port(this.live());
+  }
+
+  get finished(): boolean {
+    return this.symbols.pf_media_session_is_finished(this.live()) === 1;
   }
 }

@@ -28,7 +28,7 @@ use std::ptr;
 
 /// # Safety
 /// `ptr` must be valid for `len` bytes of reads (or null with len 0).
-unsafe fn input_text(ptr: *const u8, len: usize) -> Result<String, String> {
+pub(crate) unsafe fn input_text(ptr: *const u8, len: usize) -> Result<String, String> {
     if len == 0 {
         return Ok(String::new());
     }
@@ -42,7 +42,7 @@ unsafe fn input_text(ptr: *const u8, len: usize) -> Result<String, String> {
 
 /// # Safety
 /// `err` must be null or valid for `cap` bytes of writes.
-unsafe fn write_error(err: *mut u8, cap: usize, message: &str) {
+pub(crate) unsafe fn write_error(err: *mut u8, cap: usize, message: &str) {
     crate::log::log_str(crate::log::Level::Warn, "abi", message);
     if err.is_null() || cap == 0 {
         return;
@@ -55,7 +55,7 @@ unsafe fn write_error(err: *mut u8, cap: usize, message: &str) {
     }
 }
 
-fn guarded<T>(body: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+pub(crate) fn guarded<T>(body: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result,
         Err(payload) => Err(format!(
@@ -69,7 +69,7 @@ fn guarded<T>(body: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     }
 }
 
-fn into_c_string(text: String) -> *mut c_char {
+pub(crate) fn into_c_string(text: String) -> *mut c_char {
     CString::new(text)
         .map(CString::into_raw)
         .unwrap_or(ptr::null_mut())
@@ -93,7 +93,7 @@ unsafe fn receiver<'a>(handle: *mut c_void) -> Option<&'a VideoReceiver> {
 ///
 /// # Safety
 /// `json` valid for `len` bytes; `err` null or valid for `err_cap` bytes.
-unsafe fn start_handle<T>(
+pub(crate) unsafe fn start_handle<T>(
     json: *const u8,
     len: usize,
     err: *mut u8,
@@ -119,7 +119,7 @@ unsafe fn start_handle<T>(
 ///
 /// # Safety
 /// `buf` null or valid for `cap` bytes.
-unsafe fn poll_into<T>(
+pub(crate) unsafe fn poll_into<T>(
     session: Option<&T>,
     buf: *mut u8,
     cap: usize,
@@ -139,7 +139,7 @@ unsafe fn poll_into<T>(
 ///
 /// # Safety
 /// `handle` null or from `start_handle::<T>`, not used afterwards.
-unsafe fn stop_handle<T>(handle: *mut c_void) {
+pub(crate) unsafe fn stop_handle<T>(handle: *mut c_void) {
     if handle.is_null() {
         return;
     }

@@ -5,6 +5,7 @@
 //! build exists so tests and benchmarks can call the Rust-level APIs directly.
 
 pub mod abi;
+pub mod abi_media;
 pub mod abi_session;
 pub mod audio;
 pub mod bench;

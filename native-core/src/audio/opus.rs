@@ -39,7 +39,7 @@ const OPUS_APPLICATION_RESTRICTED_LOWDELAY: c_int = 2051;
 pub const MAX_FRAME_SAMPLES_PER_CHANNEL: usize = 5760;
 
 /// Most channels any GameStream layout has (7.1).
-const MAX_CHANNELS: usize = 8;
+pub const MAX_CHANNELS: usize = 8;
 
 /// Opus's own bitrate limits (it clamps to them silently); we reject values
 /// outside instead, so the CBR packet size stays what the caller asked for.

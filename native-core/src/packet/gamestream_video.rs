@@ -622,6 +622,16 @@ impl<'a> GsVideoBatch<'a> {
         &self.plan
     }
 
+    /// Bytes of every datagram of the batch (they are all the same length).
+    pub fn datagram_len(&self) -> usize {
+        self.stride
+    }
+
+    /// Datagrams `start..start + count` as one contiguous span (for a GSO send).
+    pub fn datagram_span(&self, start: usize, count: usize) -> &'a [u8] {
+        &self.arena[start * self.stride..(start + count) * self.stride]
+    }
+
     /// Datagram `i`, ready to send.
     pub fn datagram(&self, i: usize) -> &'a [u8] {
         &self.arena[i * self.stride..(i + 1) * self.stride]

@@ -11,6 +11,31 @@ pub enum SourceKind {
     X11 { display: String },
 }
 
+/// GameStream video settings (from the client's ANNOUNCE and the launch keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GameStreamVideoWire {
+    /// `x-nv-video[0].packetSize`, already reduced by 32 when encryption is on.
+    pub packet_size: u32,
+    pub min_required_fec: u32,
+    /// AES-GCM per shard (`SS_ENC_VIDEO`) with the session key.
+    pub encrypt: bool,
+    /// `X-SS-Ping-Payload`: the client's pings carry it; None accepts the legacy `PING`.
+    pub ping_payload: Option<[u8; 16]>,
+    /// How long to wait for the client's first ping before giving up the session.
+    pub ping_timeout_ms: u32,
+}
+
+/// What goes on the wire: our punktfunk/1 datagrams or Moonlight-compatible GameStream video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wire {
+    Pf1 {
+        salt: [u8; 4],
+        destination: SocketAddr,
+    },
+    /// The destination is learned from the client's first matching ping on `bind`.
+    GameStream(GameStreamVideoWire),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
     pub source: SourceKind,
@@ -27,8 +52,7 @@ pub struct PipelineConfig {
     pub max_data_per_block: u32,
     pub shard_bytes: u32,
     pub key: [u8; 16],
-    pub salt: [u8; 4],
-    pub destination: SocketAddr,
+    pub wire: Wire,
     pub bind: SocketAddr,
     /// Packets leave at this multiple of the bitrate: fast enough that a frame's burst clears
     /// well within one frame interval, slow enough not to overrun queues.
@@ -39,11 +63,17 @@ pub struct PipelineConfig {
     pub max_frames: Option<u64>,
 }
 
-fn field<'a>(root: &'a Value, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(root: &'a Value, name: &str) -> Option<&'a Value> {
     root.get(name).filter(|v| !v.is_null())
 }
 
-fn u32_field(root: &Value, name: &str, default: u32, min: u32, max: u32) -> Result<u32, String> {
+pub(crate) fn u32_field(
+    root: &Value,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, String> {
     match field(root, name) {
         None => Ok(default),
         Some(v) => {
@@ -58,7 +88,7 @@ fn u32_field(root: &Value, name: &str, default: u32, min: u32, max: u32) -> Resu
     }
 }
 
-fn string_field(root: &Value, name: &str, default: &str) -> Result<String, String> {
+pub(crate) fn string_field(root: &Value, name: &str, default: &str) -> Result<String, String> {
     match field(root, name) {
         None => Ok(default.to_string()),
         Some(v) => v
@@ -68,7 +98,7 @@ fn string_field(root: &Value, name: &str, default: &str) -> Result<String, Strin
     }
 }
 
-fn hex_bytes<const N: usize>(root: &Value, name: &str) -> Result<[u8; N], String> {
+pub(crate) fn hex_bytes<const N: usize>(root: &Value, name: &str) -> Result<[u8; N], String> {
     let text = field(root, name)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{name} is required ({} hex digits)", N * 2))?;
@@ -83,7 +113,11 @@ fn hex_bytes<const N: usize>(root: &Value, name: &str) -> Result<[u8; N], String
     Ok(out)
 }
 
-fn address(root: &Value, name: &str, default: Option<&str>) -> Result<SocketAddr, String> {
+pub(crate) fn address(
+    root: &Value,
+    name: &str,
+    default: Option<&str>,
+) -> Result<SocketAddr, String> {
     let text = match field(root, name) {
         Some(v) => v
             .as_str()
@@ -175,6 +209,35 @@ impl PipelineConfig {
         if key == [0u8; 16] {
             return Err("key must not be all zero".into());
         }
+        let wire = match field(&root, "gamestream") {
+            None => Wire::Pf1 {
+                salt: hex_bytes::<4>(&root, "salt")?,
+                destination: address(&root, "destination", None)?,
+            },
+            Some(gs) => {
+                if fec_scheme == FecScheme::Gf16 {
+                    return Err("gamestream video needs fec.scheme gf8 or none".into());
+                }
+                let packet_size = u32_field(gs, "packet_size", 1024, 32, 65_456)?;
+                if packet_size % 16 != 0 {
+                    return Err(format!(
+                        "gamestream.packet_size must be a multiple of 16, got {packet_size}"
+                    ));
+                }
+                let ping_payload =
+                    super::client_ping::ping_payload(gs).map_err(|e| format!("gamestream.{e}"))?;
+                Wire::GameStream(GameStreamVideoWire {
+                    packet_size,
+                    min_required_fec: u32_field(gs, "min_required_fec", 2, 0, 64)?,
+                    encrypt: field(gs, "encrypt")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    ping_payload,
+                    // Sunshine's ping_timeout: 10 s for the client to show up.
+                    ping_timeout_ms: u32_field(gs, "ping_timeout_ms", 10_000, 100, 600_000)?,
+                })
+            }
+        };
         Ok(Self {
             source,
             width,
@@ -198,8 +261,7 @@ impl PipelineConfig {
             )?,
             shard_bytes,
             key,
-            salt: hex_bytes::<4>(&root, "salt")?,
-            destination: address(&root, "destination", None)?,
+            wire,
             bind: address(&root, "bind", Some("0.0.0.0:0"))?,
             pacing_multiplier,
             loss_ppm: u32_field(&root, "loss_ppm", 0, 0, 1_000_000)?,
@@ -226,7 +288,42 @@ mod tests {
         assert_eq!(config.shard_bytes, 1408);
         assert_eq!(config.source, SourceKind::Synthetic);
         assert_eq!(config.key[15], 0x0f);
-        assert_eq!(config.salt, [0xa1, 0xb2, 0xc3, 0xd4]);
+        assert_eq!(
+            config.wire,
+            Wire::Pf1 {
+                salt: [0xa1, 0xb2, 0xc3, 0xd4],
+                destination: "127.0.0.1:5000".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn gamestream_wire_needs_no_destination_and_checks_its_fields() {
+        let ok = r#"{"key":"000102030405060708090a0b0c0d0e0f","fec":{"scheme":"gf8"},"gamestream":{"packet_size":1024,"encrypt":true,"ping_payload":"0123456789ABCDEF"}}"#;
+        let config = PipelineConfig::from_json(ok).unwrap();
+        let Wire::GameStream(gs) = config.wire else {
+            panic!("expected gamestream wire")
+        };
+        assert_eq!(gs.packet_size, 1024);
+        assert!(gs.encrypt);
+        assert_eq!(&gs.ping_payload.unwrap(), b"0123456789ABCDEF");
+        for (json, needle) in [
+            (
+                r#"{"key":"000102030405060708090a0b0c0d0e0f","gamestream":{}}"#,
+                "gf8",
+            ),
+            (
+                r#"{"key":"000102030405060708090a0b0c0d0e0f","fec":{"scheme":"gf8"},"gamestream":{"packet_size":1000}}"#,
+                "multiple of 16",
+            ),
+            (
+                r#"{"key":"000102030405060708090a0b0c0d0e0f","fec":{"scheme":"gf8"},"gamestream":{"ping_payload":"short"}}"#,
+                "ping_payload",
+            ),
+        ] {
+            let error = PipelineConfig::from_json(json).unwrap_err();
+            assert!(error.contains(needle), "{json}: {error}");
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! behind, the encode thread skips a capture instead of queueing (latency over completeness).
 //! Encoded-frame buffers travel back on a return channel, so steady state allocates nothing.
 
-use super::config::{PipelineConfig, SourceKind};
+use super::client_ping::bind_client_by_ping;
+use super::config::{GameStreamVideoWire, PipelineConfig, SourceKind, Wire};
 use super::events::EventQueue;
 use super::stats::{PipelineStats, Stage};
 use crate::capture::synthetic::SyntheticSource;
@@ -15,6 +16,7 @@ use crate::crypto::aes_gcm::{Direction, MediaSealer};
 use crate::encode::{Codec, EncodedFrame, EncoderPreference, EncoderSettings, VideoEncoder};
 use crate::fec::provider::CachedCodes;
 use crate::fec::FecScheme;
+use crate::packet::gamestream_video::{GsFrameType, GsVideoFrameInput, GsVideoPacketizer};
 use crate::packet::packetize::{FrameInput, Packetizer, PacketizerConfig};
 use crate::send::impairment::Impairment;
 use crate::send::pacer::Pacer;
@@ -37,6 +39,9 @@ const SENT_HASH_HISTORY: usize = 4096;
 
 struct Shared {
     stop: AtomicBool,
+    /// Set once packets have somewhere to go (at once for punktfunk/1, after the client's ping
+    /// for GameStream); the encoder waits for it so frame 1 is the IDR the client sees first.
+    ready: AtomicBool,
     finished: AtomicBool,
     idr_requested: AtomicBool,
     target_kbps: AtomicU32,
@@ -111,32 +116,59 @@ impl VideoSender {
         settings.cbr_filler = config.cbr_filler;
         let encoder = VideoEncoder::open(&settings).map_err(|e| format!("encoder: {e}"))?;
 
-        let mut packetizer_config = PacketizerConfig::new(config.fec_scheme, config.fec_percent);
-        packetizer_config.max_shard_bytes = config.shard_bytes as usize;
-        packetizer_config.min_parity = if config.fec_scheme == FecScheme::None {
-            0
-        } else {
-            config.min_parity as usize
+        let (wire, local_port, gso) = match &config.wire {
+            Wire::Pf1 { salt, destination } => {
+                let packetizer = pf1_packetizer(&config)?;
+                let sealer = MediaSealer::new(&config.key, *salt, Direction::HostToClient)
+                    .map_err(|e| format!("sealer: {e}"))?;
+                let socket = UdpSender::connect(config.bind, *destination)
+                    .map_err(|e| format!("socket: {e}"))?;
+                let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+                let gso = socket.gso_available();
+                (
+                    WireSender::Pf1 {
+                        packetizer,
+                        sealer,
+                        socket,
+                    },
+                    port,
+                    gso,
+                )
+            }
+            Wire::GameStream(gs) => {
+                let fec_percent = if config.fec_scheme == FecScheme::None {
+                    0
+                } else {
+                    config.fec_percent
+                };
+                let packetizer = GsVideoPacketizer::new(
+                    gs.packet_size as usize,
+                    fec_percent,
+                    gs.min_required_fec as usize,
+                    gs.encrypt.then_some(&config.key),
+                )
+                .map_err(|e| format!("packetizer: {e}"))?;
+                let socket = std::net::UdpSocket::bind(config.bind)
+                    .map_err(|e| format!("socket {}: {e}", config.bind))?;
+                let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+                (
+                    WireSender::GameStream {
+                        packetizer,
+                        socket,
+                        wire: gs.clone(),
+                    },
+                    port,
+                    false,
+                )
+            }
         };
-        packetizer_config.max_data_shards = config.max_data_per_block as usize;
-        // GF(2^16) symbols are 2 bytes, so its shards must have even length.
-        packetizer_config.shard_align = if config.fec_scheme == FecScheme::Gf16 {
-            2
-        } else {
-            1
-        };
-        let packetizer = Packetizer::new(packetizer_config).map_err(|e| e.to_string())?;
-        let sealer = MediaSealer::new(&config.key, config.salt, Direction::HostToClient)
-            .map_err(|e| format!("sealer: {e}"))?;
-        let socket = UdpSender::connect(config.bind, config.destination)
-            .map_err(|e| format!("socket: {e}"))?;
-        let local_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
 
         let mut stats = PipelineStats::new(monotonic_ns());
         stats.encoder = encoder.chosen().to_string();
         stats.bitrate_kbps = config.bitrate_kbps;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
+            ready: AtomicBool::new(matches!(config.wire, Wire::Pf1 { .. })),
             finished: AtomicBool::new(false),
             idr_requested: AtomicBool::new(false),
             target_kbps: AtomicU32::new(config.bitrate_kbps),
@@ -156,7 +188,7 @@ impl VideoSender {
                 ("encoder", crate::json::string(encoder.chosen())),
                 ("skipped", format!("[{}]", skipped.join(","))),
                 ("source", crate::json::string(source.name())),
-                ("gso", socket.gso_available().to_string()),
+                ("gso", gso.to_string()),
                 ("local_port", local_port.to_string()),
             ],
         ));
@@ -198,15 +230,7 @@ impl VideoSender {
         let send_thread = std::thread::Builder::new()
             .name("pf-video-send".into())
             .spawn(move || {
-                send_loop(
-                    send_config,
-                    packetizer,
-                    sealer,
-                    socket,
-                    &send_shared,
-                    frames_rx,
-                    spare_tx,
-                );
+                run_wire(send_config, wire, &send_shared, frames_rx, spare_tx);
                 send_shared.finished.store(true, Ordering::SeqCst);
                 send_shared.events.push(json_event("stopped", &[]));
             })
@@ -284,6 +308,280 @@ impl Drop for VideoSender {
     }
 }
 
+/// The packetizing half of a session, by wire format.
+enum WireSender {
+    Pf1 {
+        packetizer: Packetizer,
+        sealer: MediaSealer,
+        socket: UdpSender,
+    },
+    /// Not yet connected: the socket learns its destination from the client's ping.
+    GameStream {
+        packetizer: GsVideoPacketizer,
+        socket: std::net::UdpSocket,
+        wire: GameStreamVideoWire,
+    },
+}
+
+fn pf1_packetizer(config: &PipelineConfig) -> Result<Packetizer, String> {
+    let mut packetizer_config = PacketizerConfig::new(config.fec_scheme, config.fec_percent);
+    packetizer_config.max_shard_bytes = config.shard_bytes as usize;
+    packetizer_config.min_parity = if config.fec_scheme == FecScheme::None {
+        0
+    } else {
+        config.min_parity as usize
+    };
+    packetizer_config.max_data_shards = config.max_data_per_block as usize;
+    // GF(2^16) symbols are 2 bytes, so its shards must have even length.
+    packetizer_config.shard_align = if config.fec_scheme == FecScheme::Gf16 {
+        2
+    } else {
+        1
+    };
+    Packetizer::new(packetizer_config).map_err(|e| e.to_string())
+}
+
+fn run_wire(
+    config: PipelineConfig,
+    wire: WireSender,
+    shared: &Shared,
+    frames: Receiver<EncodedFrame>,
+    spares: SyncSender<EncodedFrame>,
+) {
+    match wire {
+        WireSender::Pf1 {
+            packetizer,
+            sealer,
+            socket,
+        } => {
+            let link = PacedLink::new(&config, socket);
+            send_loop(packetizer, sealer, link, shared, frames, spares);
+        }
+        WireSender::GameStream {
+            packetizer,
+            socket,
+            wire,
+        } => {
+            let timeout = Duration::from_millis(u64::from(wire.ping_timeout_ms));
+            match bind_client_by_ping(&socket, wire.ping_payload.as_ref(), timeout, &shared.stop) {
+                Ok((client, ignored)) => {
+                    shared.events.push(json_event(
+                        "client_bound",
+                        &[
+                            ("address", crate::json::string(&client.to_string())),
+                            ("ignored_datagrams", ignored.to_string()),
+                        ],
+                    ));
+                    let link = PacedLink::new(&config, UdpSender::from_connected(socket));
+                    shared.ready.store(true, Ordering::SeqCst);
+                    gamestream_send_loop(packetizer, link, shared, frames, spares);
+                }
+                Err(error) => {
+                    shared.events.push(json_event(
+                        "error",
+                        &[("message", crate::json::string(&format!("video: {error}")))],
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Egress shared by both wire formats: loss impairment, token-bucket pacing, GSO/sendmmsg.
+struct PacedLink {
+    socket: UdpSender,
+    pacer: Pacer,
+    impairment: Impairment,
+    pacing_multiplier: f64,
+    fps: u32,
+    kept: Vec<usize>,
+}
+
+#[derive(Default)]
+struct SendOutcome {
+    sent: usize,
+    dropped: usize,
+    errors: u64,
+}
+
+impl PacedLink {
+    fn new(config: &PipelineConfig, socket: UdpSender) -> Self {
+        let mut link = Self {
+            socket,
+            pacer: Pacer::new(0, 0, monotonic_ns()),
+            impairment: Impairment::new(config.loss_ppm, config.loss_seed),
+            pacing_multiplier: config.pacing_multiplier,
+            fps: config.fps,
+            kept: Vec::new(),
+        };
+        link.pacer = Pacer::new(
+            link.bytes_per_sec(config.bitrate_kbps),
+            link.burst(config.bitrate_kbps),
+            monotonic_ns(),
+        );
+        link
+    }
+
+    fn bytes_per_sec(&self, kbps: u32) -> u64 {
+        (f64::from(kbps) * 1000.0 / 8.0 * self.pacing_multiplier) as u64
+    }
+
+    /// Burst allowance: one average frame, at least 64 KiB, so small frames leave at once.
+    fn burst(&self, kbps: u32) -> u64 {
+        (u64::from(kbps) * 1000 / 8 / u64::from(self.fps)).max(64 * 1024)
+    }
+
+    fn follow_bitrate(&mut self, kbps: u32) {
+        let rate = self.bytes_per_sec(kbps);
+        if rate != self.pacer.rate() {
+            self.pacer.set_rate(rate, monotonic_ns());
+        }
+    }
+
+    /// Sends `count` datagrams of `datagram_len` bytes; `span(start, n)` returns n consecutive
+    /// ones as one buffer, `single(i)` one datagram.
+    fn send<'a>(
+        &mut self,
+        count: usize,
+        datagram_len: usize,
+        span: impl Fn(usize, usize) -> &'a [u8],
+        single: impl Fn(usize) -> &'a [u8],
+    ) -> SendOutcome {
+        let impairment = &mut self.impairment;
+        self.kept.clear();
+        self.kept
+            .extend((0..count).filter(|_| !impairment.should_drop()));
+        let mut outcome = SendOutcome {
+            sent: self.kept.len(),
+            dropped: count - self.kept.len(),
+            errors: 0,
+        };
+        for chunk in self.kept.chunks(PACED_BURST_DATAGRAMS) {
+            let bytes = chunk.len() * datagram_len;
+            let wait = self.pacer.wait_ns(bytes, monotonic_ns());
+            if wait > 0 {
+                std::thread::sleep(Duration::from_nanos(wait));
+            }
+            let contiguous = chunk.windows(2).all(|w| w[1] == w[0] + 1);
+            let result = if contiguous {
+                // Consecutive slots are one contiguous span: a single GSO send (or sendmmsg).
+                self.socket
+                    .send_segmented(span(chunk[0], chunk.len()), datagram_len)
+            } else {
+                let packets: Vec<&[u8]> = chunk.iter().map(|&i| single(i)).collect();
+                self.socket.send_all(&packets)
+            };
+            if result.is_err() {
+                outcome.errors += 1;
+            }
+            self.pacer.consume(bytes, monotonic_ns());
+        }
+        outcome
+    }
+}
+
+fn remember_sent_hash(shared: &Shared, frame_index: u32, data: &[u8]) {
+    let mut hashes = shared.sent_hashes.lock().unwrap_or_else(|p| p.into_inner());
+    hashes.push_back((frame_index, super::video_receiver::fnv1a64(data)));
+    if hashes.len() > SENT_HASH_HISTORY {
+        hashes.pop_front();
+    }
+}
+
+fn report_packetize_error(shared: &Shared, error: &dyn std::fmt::Display) {
+    shared.events.push(json_event(
+        "error",
+        &[(
+            "message",
+            crate::json::string(&format!("packetize: {error}")),
+        )],
+    ));
+}
+
+/// Stats of one sent frame: `fec_ns` covers packetizing (and, for GameStream, sealing).
+fn record_sent_frame(
+    shared: &Shared,
+    outcome: &SendOutcome,
+    datagram_len: usize,
+    capture_ns: u64,
+    fec_ns: u64,
+    seal_ns: u64,
+    send_ns: u64,
+) {
+    let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+    stats.counters.frames_sent += 1;
+    stats.counters.packets_sent += outcome.sent as u64;
+    stats.counters.bytes_sent += (outcome.sent * datagram_len) as u64;
+    stats.counters.packets_dropped_impairment += outcome.dropped as u64;
+    stats.counters.send_errors += outcome.errors;
+    stats.record(Stage::Fec, fec_ns);
+    stats.record(Stage::Seal, seal_ns);
+    stats.record(Stage::Send, send_ns);
+    stats.record(Stage::Total, monotonic_ns().saturating_sub(capture_ns));
+}
+
+/// GameStream video: frame numbers from 1, 90 kHz timestamps since the session started,
+/// IDR frame type for keyframes (§7.2–§7.6); FEC and AES-GCM happen inside the packetizer.
+fn gamestream_send_loop(
+    mut packetizer: GsVideoPacketizer,
+    mut link: PacedLink,
+    shared: &Shared,
+    frames: Receiver<EncodedFrame>,
+    spares: SyncSender<EncodedFrame>,
+) {
+    let started_ns = monotonic_ns();
+    let mut frame_index = 0u32;
+    while let Ok(encoded) = frames.recv() {
+        link.follow_bitrate(shared.target_kbps.load(Ordering::SeqCst));
+        frame_index = frame_index.wrapping_add(1).max(1);
+        remember_sent_hash(shared, frame_index, &encoded.data);
+        let fec_started = monotonic_ns();
+        let elapsed_ns = encoded.capture_ns.saturating_sub(started_ns);
+        let input = GsVideoFrameInput {
+            frame_index,
+            // 90 kHz: ns × 90 / 10^6.
+            rtp_timestamp: (elapsed_ns * 9 / 100_000) as u32,
+            frame_type: if encoded.keyframe {
+                GsFrameType::Idr
+            } else {
+                GsFrameType::Predicted
+            },
+            host_latency_100us: (fec_started.saturating_sub(encoded.capture_ns) / 100_000)
+                .min(u64::from(u16::MAX)) as u16,
+            access_unit: &encoded.data,
+        };
+        let batch = match packetizer.packetize(&input) {
+            Ok(batch) => batch,
+            Err(error) => {
+                report_packetize_error(shared, &error);
+                shared.pending_frames.fetch_sub(1, Ordering::SeqCst);
+                let _ = spares.try_send(encoded);
+                continue;
+            }
+        };
+        let send_started = monotonic_ns();
+        let datagram_len = batch.datagram_len();
+        let outcome = link.send(
+            batch.len(),
+            datagram_len,
+            |start, n| batch.datagram_span(start, n),
+            |i| batch.datagram(i),
+        );
+        let done = monotonic_ns();
+        record_sent_frame(
+            shared,
+            &outcome,
+            datagram_len,
+            encoded.capture_ns,
+            send_started - fec_started,
+            0,
+            done - send_started,
+        );
+        shared.pending_frames.fetch_sub(1, Ordering::SeqCst);
+        let _ = spares.try_send(encoded);
+    }
+}
+
 fn sleep_until(deadline_ns: u64) {
     let now = monotonic_ns();
     if deadline_ns > now {
@@ -299,6 +597,12 @@ fn encode_loop(
     frames: SyncSender<EncodedFrame>,
     spares: Receiver<EncodedFrame>,
 ) {
+    while !shared.ready.load(Ordering::SeqCst) {
+        if shared.stop.load(Ordering::SeqCst) || shared.finished.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let interval_ns = 1_000_000_000 / u64::from(config.fps);
     let mut next_tick = monotonic_ns();
     let mut frame = Frame::new();
@@ -402,45 +706,19 @@ fn encode_loop(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn send_loop(
-    config: PipelineConfig,
     mut packetizer: Packetizer,
     mut sealer: MediaSealer,
-    mut socket: UdpSender,
+    mut link: PacedLink,
     shared: &Shared,
     frames: Receiver<EncodedFrame>,
     spares: SyncSender<EncodedFrame>,
 ) {
     let mut codes = CachedCodes::new();
-    let mut impairment = Impairment::new(config.loss_ppm, config.loss_seed);
-    let bytes_per_sec =
-        |kbps: u32| (f64::from(kbps) * 1000.0 / 8.0 * config.pacing_multiplier) as u64;
-    // Burst allowance: one average frame, at least 64 KiB, so small frames leave at once.
-    let burst = |kbps: u32| (u64::from(kbps) * 1000 / 8 / u64::from(config.fps)).max(64 * 1024);
-    let mut pacer = Pacer::new(
-        bytes_per_sec(config.bitrate_kbps),
-        burst(config.bitrate_kbps),
-        monotonic_ns(),
-    );
     let mut next_seq = 0u64;
-    let mut kept: Vec<usize> = Vec::new();
     while let Ok(encoded) = frames.recv() {
-        let kbps = shared.target_kbps.load(Ordering::SeqCst);
-        let rate = bytes_per_sec(kbps);
-        if rate != pacer.rate() {
-            pacer.set_rate(rate, monotonic_ns());
-        }
-        {
-            let mut hashes = shared.sent_hashes.lock().unwrap_or_else(|p| p.into_inner());
-            hashes.push_back((
-                encoded.frame_index as u32,
-                super::video_receiver::fnv1a64(&encoded.data),
-            ));
-            if hashes.len() > SENT_HASH_HISTORY {
-                hashes.pop_front();
-            }
-        }
+        link.follow_bitrate(shared.target_kbps.load(Ordering::SeqCst));
+        remember_sent_hash(shared, encoded.frame_index as u32, &encoded.data);
         let fec_started = monotonic_ns();
         let input = FrameInput {
             data: &encoded.data,
@@ -455,13 +733,7 @@ fn send_loop(
         let mut batch = match packetizer.packetize(&input, &mut codes) {
             Ok(batch) => batch,
             Err(error) => {
-                shared.events.push(json_event(
-                    "error",
-                    &[(
-                        "message",
-                        crate::json::string(&format!("packetize: {error}")),
-                    )],
-                ));
+                report_packetize_error(shared, &error);
                 shared.pending_frames.fetch_sub(1, Ordering::SeqCst);
                 let _ = spares.try_send(encoded);
                 continue;
@@ -478,42 +750,24 @@ fn send_loop(
             next_seq += 1;
         }
         let send_started = monotonic_ns();
-        kept.clear();
-        kept.extend((0..count).filter(|_| !impairment.should_drop()));
-        let dropped = count - kept.len();
-        let mut send_errors = 0u64;
-        for chunk in kept.chunks(PACED_BURST_DATAGRAMS) {
-            let bytes = chunk.len() * datagram_len;
-            let wait = pacer.wait_ns(bytes, monotonic_ns());
-            if wait > 0 {
-                std::thread::sleep(Duration::from_nanos(wait));
-            }
-            let contiguous = chunk.windows(2).all(|w| w[1] == w[0] + 1);
-            let result = if contiguous {
-                // Consecutive slots are one contiguous span: a single GSO send (or sendmmsg).
-                socket.send_segmented(batch.datagram_span(chunk[0], chunk.len()), datagram_len)
-            } else {
-                let packets: Vec<&[u8]> = chunk.iter().map(|&i| batch.datagram(i)).collect();
-                socket.send_all(&packets)
-            };
-            if result.is_err() {
-                send_errors += 1;
-            }
-            pacer.consume(bytes, monotonic_ns());
-        }
+        let batch = &batch;
+        let mut outcome = link.send(
+            count,
+            datagram_len,
+            |start, n| batch.datagram_span(start, n),
+            |i| batch.datagram(i),
+        );
+        outcome.errors += u64::from(seal_failed);
         let done = monotonic_ns();
-        {
-            let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
-            stats.counters.frames_sent += 1;
-            stats.counters.packets_sent += kept.len() as u64;
-            stats.counters.bytes_sent += (kept.len() * datagram_len) as u64;
-            stats.counters.packets_dropped_impairment += dropped as u64;
-            stats.counters.send_errors += send_errors + u64::from(seal_failed);
-            stats.record(Stage::Fec, seal_started - fec_started);
-            stats.record(Stage::Seal, send_started - seal_started);
-            stats.record(Stage::Send, done - send_started);
-            stats.record(Stage::Total, done.saturating_sub(encoded.capture_ns));
-        }
+        record_sent_frame(
+            shared,
+            &outcome,
+            datagram_len,
+            encoded.capture_ns,
+            seal_started - fec_started,
+            send_started - seal_started,
+            done - send_started,
+        );
         shared.pending_frames.fetch_sub(1, Ordering::SeqCst);
         let _ = spares.try_send(encoded);
     }

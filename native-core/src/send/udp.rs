@@ -55,18 +55,23 @@ impl UdpSender {
     pub fn connect(local: SocketAddr, dest: SocketAddr) -> io::Result<Self> {
         let socket = UdpSocket::bind(local)?;
         socket.connect(dest)?;
+        Ok(Self::from_connected(socket))
+    }
+
+    /// Wraps a socket the caller already connected (e.g. to the source of a client's ping).
+    pub fn from_connected(socket: UdpSocket) -> Self {
         let fd = socket.as_raw_fd();
         let _ = set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SEND_BUFFER_BYTES);
         // Probing with a zero segment size asks "is UDP_SEGMENT known?" without changing behaviour.
         let gso = set_int_option(fd, libc::SOL_UDP, libc::UDP_SEGMENT, 0).is_ok();
-        Ok(Self {
+        Self {
             socket,
             gso,
             headers: Vec::with_capacity(MMSG_BATCH),
             iovecs: Vec::with_capacity(MMSG_BATCH),
             datagrams_sent: 0,
             syscalls: 0,
-        })
+        }
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
