@@ -53,6 +53,12 @@ Options:
   --mgmt-token TOKEN       bearer token (env PUNKTFUNK_MGMT_TOKEN; at least 16 characters)
   --mgmt-token-file PATH   read the token from PATH (env PUNKTFUNK_MGMT_TOKEN_FILE;
                            default <config dir>/mgmt-token when that file exists)
+  --gamestream             serve stock Moonlight clients (env PUNKTFUNK_GAMESTREAM=1): HTTP 47989,
+                           HTTPS 47984, RTSP 48010, UDP 47998-48000, mDNS _nvstream._tcp
+  --gamestream-port PORT   Moonlight's HTTP port; the others keep their offsets
+                           (env PUNKTFUNK_GAMESTREAM_PORT; default 47989)
+  --x11-display NAME       X display "Desktop" captures and injects input into (default $DISPLAY);
+                           without a reachable one the synthetic source and a recording backend serve
   --log-level LEVEL        see \`punktfunk --help\`
   -h, --help               this help
 `,
@@ -154,6 +160,9 @@ async function serveCommand(args: string[]): Promise<number> {
     "mgmt-bind": { type: "string" },
     "mgmt-token": { type: "string" },
     "mgmt-token-file": { type: "string" },
+    gamestream: { type: "boolean" },
+    "gamestream-port": { type: "string" },
+    "x11-display": { type: "string" },
   });
   if (values.help) return (out(COMMAND_HELP.serve), 0);
   configureLogging(values);
@@ -163,6 +172,9 @@ async function serveCommand(args: string[]): Promise<number> {
     mgmtToken: values["mgmt-token"],
     mgmtTokenFile: values["mgmt-token-file"],
     logLevel: values["log-level"],
+    gamestream: values.gamestream,
+    gamestreamPort: values["gamestream-port"],
+    x11Display: values["x11-display"],
   }, Deno.env.toObject());
   log.configure({ level: config.logLevel });
   const host = await startHost(config, log);

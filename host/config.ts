@@ -22,6 +22,9 @@ export interface ServeFlags {
   mgmtToken?: string;
   mgmtTokenFile?: string;
   logLevel?: string;
+  gamestream?: boolean;
+  gamestreamPort?: string;
+  x11Display?: string;
 }
 
 export interface FileConfig {
@@ -38,6 +41,16 @@ export interface ServeConfig {
   mgmtToken?: string;
   mgmtTokenFile?: string;
   logLevel: LogLevel;
+  gamestream: {
+    enabled: boolean;
+    /** Moonlight's HTTP port; every other GameStream port is derived from it (§1.2). */
+    basePort: number;
+    bind: string;
+    /** X display for "Desktop" capture and XTest input; null uses the synthetic source. */
+    x11Display: string | null;
+    audioSource: "auto" | "tone" | "pulse";
+    mdns: boolean;
+  };
 }
 
 export function parseBindAddress(text: string): { host: string; port: number } {
@@ -117,5 +130,28 @@ export function resolveServeConfig(input: {
     mgmtTokenSource,
     mgmtTokenFile: mgmtTokenSource === "file" ? tokenFile : undefined,
     logLevel: parseLogLevel(logText),
+    gamestream: resolveGameStream(flags, env),
+  };
+}
+
+function resolveGameStream(flags: ServeFlags, env: Env): ServeConfig["gamestream"] {
+  const portText = flags.gamestreamPort ?? env.PUNKTFUNK_GAMESTREAM_PORT ?? "47989";
+  const basePort = Number(portText);
+  // HTTPS sits 5 below and RTSP 21 above the base port (§1.2).
+  if (!/^\d{1,5}$/.test(portText) || basePort < 6 || basePort > 65535 - 21) {
+    throw new Error(`invalid GameStream port "${portText}" (expected 6..65514)`);
+  }
+  const audio = env.PUNKTFUNK_AUDIO_SOURCE ?? "auto";
+  if (audio !== "auto" && audio !== "tone" && audio !== "pulse") {
+    throw new Error(`PUNKTFUNK_AUDIO_SOURCE must be auto, tone or pulse, got "${audio}"`);
+  }
+  const display = flags.x11Display ?? env.DISPLAY ?? "";
+  return {
+    enabled: flags.gamestream ?? env.PUNKTFUNK_GAMESTREAM === "1",
+    basePort,
+    bind: env.PUNKTFUNK_GAMESTREAM_BIND ?? "0.0.0.0",
+    x11Display: display === "" ? null : display,
+    audioSource: audio,
+    mdns: env.PUNKTFUNK_MDNS !== "0",
   };
 }

@@ -17,6 +17,11 @@ import { GameStreamTrustStore, NativeTrustStore } from "../pairing/mod.ts";
 import { createMgmtApp, startMgmtServer } from "../mgmt/mod.ts";
 import type { HostInfo, RuntimeStatus } from "../mgmt/mod.ts";
 import { checkBindPolicy } from "../mgmt/server.ts";
+import type { GameStreamControl } from "../mgmt/mod.ts";
+import { GameStreamHost } from "../gamestream/host.ts";
+import { gameStreamPorts } from "../gamestream/rtsp.ts";
+import { RecordingInjector } from "./input_injection.ts";
+import { publishGameStreamService } from "./mdns.ts";
 
 /** GameStream's fixed port map (Moonlight derives the stream ports from the HTTP base 47989). */
 export const GAMESTREAM_PORTS = {
@@ -121,15 +126,63 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
       app_version: GAMESTREAM_APP_VERSION,
       gfe_version: GFE_VERSION,
       codecs,
-      ports: { mgmt: mgmtPort, ...GAMESTREAM_PORTS },
+      ports: { mgmt: mgmtPort, ...gameStreamPorts(config.gamestream.basePort) },
     };
+    let gamestream: GameStreamHost | null = null;
+    let gamestreamControl: GameStreamControl = idleGameStreamControl(gamestreamStore);
+    if (config.gamestream.enabled) {
+      const gs = config.gamestream;
+      const injector = new RecordingInjector(log.child("input"));
+      gamestream = new GameStreamHost({
+        bind: gs.bind,
+        basePort: gs.basePort,
+        hostname: Deno.hostname(),
+        uniqueId: identity.uniqueId,
+        certPem: identity.gamestream.certPem,
+        keyPem: identity.gamestream.keyPem,
+        store: gamestreamStore,
+        native,
+        codecs: {
+          h264: codecs.includes("h264"),
+          hevc: codecs.includes("h265"),
+          av1: codecs.includes("av1"),
+          hevcMain10: false,
+          av1Main10: false,
+        },
+        desktop: gs.x11Display ? { kind: "x11", display: gs.x11Display } : { kind: "synthetic" },
+        input: injector,
+        audioSource: gs.audioSource,
+        log: log.child("gamestream"),
+      });
+      await gamestream.start();
+      const running = gamestream;
+      lifecycle.onShutdown("GameStream", () => running.close());
+      const idle = gamestreamControl;
+      gamestreamControl = {
+        ...idle,
+        pinPending: () => running.pairing.pinPending(),
+        submitPin: (pin) => running.pairing.submitPin(pin) === "delivered" ? "delivered" : "no-handshake",
+        unpairClient: (fingerprint) => {
+          const removed = idle.unpairClient(fingerprint);
+          void running.unpair(fingerprint);
+          return removed;
+        },
+        stopSession: () => void running.stopSession("stopped through the management API"),
+        requestIdr: () => running.requestIdr(),
+      };
+      if (gs.mdns) {
+        const mdns = publishGameStreamService(Deno.hostname(), running.ports.http, log.child("mdns"));
+        lifecycle.onShutdown("mDNS", () => mdns.close());
+      }
+    }
     const status = (): RuntimeStatus => ({
       video_streaming: false,
       audio_streaming: false,
-      pin_pending: false,
+      pin_pending: gamestream?.pairing.pinPending() ?? false,
       paired_clients: gamestreamStore.count(),
       session: null,
       stream: null,
+      ...gamestream?.status(),
     });
     const mgmt = createMgmtApp({
       token: config.mgmtToken,
@@ -138,7 +191,7 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
       hostInfo: () => ({ ...hostInfo, ports: { ...hostInfo.ports, mgmt: mgmtPort } }),
       status,
       compositors: () => [], // no virtual-display backend exists yet: nothing to offer
-      gamestream: idleGameStreamControl(gamestreamStore),
+      gamestream: gamestreamControl,
       native: idleNativeControl(nativeStore),
     });
     const server = await startMgmtServer({
