@@ -1,0 +1,199 @@
+/**
+ * Issue 4 acceptance: `serve --gamestream` against our Moonlight-like test client, over real sockets —
+ * pairing with the PIN from the management API, refusal of unpaired certificates, applist, launch at
+ * 1280×720@60 H.264, RTSP, encrypted control stream, decoded video and audio, input reaching the recording
+ * backend, IDR on request, 5 % video loss, and unpairing ending the stream.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { spawnHost, waitForHttp } from "./host_process.ts";
+import { GameStreamTestClient, xmlStatus, xmlTag } from "./gamestream_client/client.ts";
+import type { MediaSessionHandle } from "../host/native_abi.ts";
+
+const MODE = { width: 1280, height: 720, fps: 60, bitrateKbps: 20_000, packetSize: 1024 };
+
+async function waitUntil<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const stat = (handle: MediaSessionHandle | null, name: string) => Number(handle?.stats()[name] ?? 0);
+
+Deno.test({
+  name: "GameStream host: pair, refuse strangers, launch, stream, input, IDR, loss, unpair",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    // The GameStream ports span base−5 … base+21; a random base keeps parallel runs apart.
+    const base = 30_000 + Math.floor(Math.random() * 20_000);
+    const mgmtPort = base + 1;
+    const host = spawnHost(
+      ["serve", "--gamestream", "--gamestream-port", String(base), "--mgmt-bind", `127.0.0.1:${mgmtPort}`],
+      {
+        PUNKTFUNK_MDNS: "0",
+        PUNKTFUNK_AUDIO_SOURCE: "tone",
+        PUNKTFUNK_GAMESTREAM_BIND: "127.0.0.1",
+        DISPLAY: "",
+        PUNKTFUNK_LOG: "debug",
+      },
+    );
+    const api = `http://127.0.0.1:${mgmtPort}/api/v1`;
+    const submitPinWhenAsked = (pin: string) => async () => {
+      await waitUntil("pin_pending", async () => (await (await fetch(`${api}/pair`)).json()).pin_pending);
+      const response = await fetch(`${api}/pair/pin`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ pin }),
+      });
+      assertEquals(response.status, 204);
+      await response.body?.cancel();
+    };
+    const clients: GameStreamTestClient[] = [];
+    try {
+      await waitForHttp(`${api}/health`, host);
+      const client = new GameStreamTestClient("127.0.0.1", base);
+      const stranger = new GameStreamTestClient("127.0.0.1", base);
+      clients.push(client, stranger);
+
+      await t.step("serverinfo over HTTP advertises Sunshine's version and H.264", async () => {
+        const info = await client.httpGet("/serverinfo");
+        assertEquals(xmlTag(info, "appversion"), "7.1.431.-1");
+        assertEquals(Number(xmlTag(info, "HttpsPort")), base - 5);
+        assert((Number(xmlTag(info, "ServerCodecModeSupport")) & 1) === 1);
+        assertEquals(xmlTag(info, "PairStatus"), "0");
+      });
+
+      await t.step("a never-paired certificate gets no applist and cannot launch", async () => {
+        assertEquals(xmlStatus(await stranger.httpsGet("/applist")), 401);
+        const launch = await stranger.launch({ width: 1280, height: 720, fps: 60 });
+        assertEquals(xmlStatus(launch.xml), 401);
+        assert(!launch.xml.includes("sessionUrl0"));
+      });
+
+      await t.step("a wrong PIN fails and pins nothing", async () => {
+        assertEquals(await stranger.pair("1234", submitPinWhenAsked("4321")), "wrong_pin");
+        assertEquals((await (await fetch(`${api}/clients`)).json()).length, 0);
+        assertEquals(xmlStatus(await stranger.httpsGet("/applist")), 401);
+      });
+
+      await t.step("pairing with the PIN submitted through the API succeeds", async () => {
+        assertEquals(await client.pair("5338", submitPinWhenAsked("5338")), "paired");
+        const paired = await (await fetch(`${api}/clients`)).json();
+        assertEquals(paired.length, 1);
+        const info = await client.httpsGet("/serverinfo");
+        assertEquals(xmlTag(info, "PairStatus"), "1");
+      });
+
+      await t.step("applist has Desktop", async () => {
+        const apps = await client.httpsGet("/applist");
+        assert(apps.includes("<AppTitle>Desktop</AppTitle>"), apps);
+      });
+
+      await t.step(
+        "launch 1280x720@60 H.264: ≥120 decodable frames, audio, input, IDR on request",
+        async () => {
+          const launch = await client.launch(MODE);
+          const url = xmlTag(launch.xml, "sessionUrl0");
+          assert(url?.startsWith("rtsp://"), launch.xml);
+          const stream = await client.handshake(url!, launch, MODE);
+          await client.startStreams(stream, { packetSize: MODE.packetSize });
+          await waitUntil("120 decoded frames", () => stat(client.video, "frames_decoded") >= 120, 30_000);
+          assertEquals(client.video!.stats().width, 1280);
+          assertEquals(client.video!.stats().height, 720);
+          await waitUntil("decoded audio", () => stat(client.audio, "packets_decoded") >= 100);
+          assert(stat(client.audio, "last_rms_channel0") > 2000, JSON.stringify(client.audio!.stats()));
+          assertEquals(stat(client.audio, "decryption_failures"), 0);
+
+          const status = await (await fetch(`${api}/status`)).json();
+          assertEquals(status.video_streaming, true);
+          assertEquals(status.stream.width, 1280);
+          assertEquals(status.stream.codec, "h264");
+          assertEquals(status.session.fps, 60);
+
+          client.control!.sendInput({ kind: "key", down: true, keyCode: 0x41, modifiers: 0, flags: 0 });
+          await waitUntil(
+            "key press in the recording backend",
+            () =>
+              host.stderr().split("\n").some((line) =>
+                line.includes("input event recorded") && line.includes('"keyCode":65') &&
+                line.includes('"down":true')
+              ),
+          );
+
+          const idrBefore = stat(client.video, "idr_frames");
+          const idr = await fetch(`${api}/session/idr`, { method: "POST" });
+          assertEquals(idr.status, 202);
+          await idr.body?.cancel();
+          await waitUntil("an IDR after the API request", () => stat(client.video, "idr_frames") > idrBefore);
+
+          const cancel = await client.httpsGet("/cancel");
+          assertEquals(xmlTag(cancel, "cancel"), "1");
+          await waitUntil(
+            "termination on the control stream",
+            () => client.control!.received.some((m) => m.type === 0x0109),
+          );
+          await client.close();
+          const after = await (await fetch(`${api}/status`)).json();
+          assertEquals(after.video_streaming, false);
+          const noStream = await fetch(`${api}/session/idr`, { method: "POST" });
+          assertEquals(noStream.status, 409);
+          await noStream.body?.cancel();
+        },
+      );
+
+      await t.step(
+        "5 % video loss with the default FEC: ≥ 99 % of frames decodable; unpairing ends it",
+        async () => {
+          const launch = await client.launch(MODE);
+          const stream = await client.handshake(xmlTag(launch.xml, "sessionUrl0")!, launch, MODE);
+          await client.startStreams(stream, { packetSize: MODE.packetSize, videoLossPpm: 50_000 });
+          // Moonlight asks for an IDR whenever a frame is lost beyond FEC.
+          let lost = 0;
+          await waitUntil("300 frames through 5 % loss", () => {
+            const nowLost = stat(client.video, "frames_lost");
+            if (nowLost > lost) {
+              lost = nowLost;
+              client.control!.sendMessage(0x0302, new Uint8Array(2), 1);
+            }
+            return stat(client.video, "last_frame_index") >= 300;
+          }, 40_000);
+          const stats = client.video!.stats() as Record<string, number>;
+          const total = stats.last_frame_index;
+          assert(stats.datagrams_dropped_impairment > 100, JSON.stringify(stats));
+          assert(stats.shards_recovered > 0, JSON.stringify(stats));
+          assert(
+            stats.frames_decoded / total >= 0.99,
+            `decodable ${stats.frames_decoded}/${total}: ${JSON.stringify(stats)}`,
+          );
+
+          const fingerprint = (await (await fetch(`${api}/clients`)).json())[0].fingerprint;
+          const removed = await fetch(`${api}/clients/${fingerprint}`, { method: "DELETE" });
+          assertEquals(removed.status, 204);
+          await removed.body?.cancel();
+          await waitUntil(
+            "the stream to end after unpairing",
+            async () =>
+              client.control!.received.some((m) => m.type === 0x0109) &&
+              !(await (await fetch(`${api}/status`)).json()).video_streaming,
+          );
+          // Datagrams already in flight (and the encoder's last frame) may still land: let them settle.
+          await new Promise((r) => setTimeout(r, 300));
+          const framesAtEnd = stat(client.video, "datagrams_received");
+          await new Promise((r) => setTimeout(r, 500));
+          assert(
+            stat(client.video, "datagrams_received") - framesAtEnd < 5,
+            "video kept flowing after unpair",
+          );
+          assertEquals(xmlStatus(await client.httpsGet("/applist")), 401);
+        },
+      );
+    } finally {
+      for (const c of clients) await c.close();
+      await host.cleanup();
+    }
+  },
+});
