@@ -36,6 +36,7 @@ import { ML_FF_SESSION_ID_V1, SS_ENC_AUDIO, SS_ENC_VIDEO } from "./sdp.ts";
 import { GameStreamPairing } from "../pairing/gamestream_pairing.ts";
 import type { GameStreamTrustStore } from "../pairing/trust_store.ts";
 import type { Logger } from "../host/log.ts";
+import type { RuntimeStatus } from "../mgmt/mod.ts";
 import type { MediaSessionHandle, NativeCore, VideoSenderHandle } from "../host/native_abi.ts";
 
 /** Where "Desktop" comes from until per-client virtual displays exist (issue 4, item 7). */
@@ -96,7 +97,14 @@ function toHex(bytes: Uint8Array): string {
 }
 
 /** Opus layout Moonlight will decode with (§8.5): normal surround is reordered by the client. */
-export function opusLayoutFor(channels: 2 | 6 | 8, highQuality: boolean) {
+export interface OpusLayout {
+  channels: 2 | 6 | 8;
+  streams: number;
+  coupled_streams: number;
+  mapping: number[];
+}
+
+export function opusLayoutFor(channels: 2 | 6 | 8, highQuality: boolean): OpusLayout {
   if (channels === 2) return { channels, streams: 1, coupled_streams: 1, mapping: [0, 1] };
   if (highQuality) {
     return { channels, streams: channels, coupled_streams: 0, mapping: [...Array(channels).keys()] };
@@ -183,7 +191,7 @@ export class GameStreamHost {
     return this.#session ? this.#session.request.appId ?? DESKTOP_APP_ID : 0;
   }
 
-  status() {
+  status(): Pick<RuntimeStatus, "video_streaming" | "audio_streaming" | "session" | "stream"> {
     const session = this.#session;
     const negotiated = session?.negotiated;
     return {

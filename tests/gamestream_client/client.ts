@@ -196,7 +196,9 @@ export class GameStreamTestClient {
     return xmlTag(reply5, "paired") === "1" ? "paired" : "refused";
   }
 
-  async launch(params: { width: number; height: number; fps: number; appId?: number }) {
+  async launch(
+    params: { width: number; height: number; fps: number; appId?: number },
+  ): Promise<{ xml: string; rikey: Uint8Array; rikeyId: number }> {
     const rikey = crypto.getRandomValues(new Uint8Array(16));
     const rikeyId = new DataView(crypto.getRandomValues(new Uint8Array(4)).buffer).getInt32(0);
     const xml = await this.httpsGet("/launch", {
@@ -316,7 +318,7 @@ export class GameStreamTestClient {
   async startStreams(
     stream: LaunchedStream,
     options: { packetSize: number; videoLossPpm?: number; encrypted?: boolean },
-  ) {
+  ): Promise<void> {
     this.#native ??= NativeCore.open();
     const key = toHex(stream.rikey).toLowerCase();
     const encrypted = options.encrypted ?? true;
