@@ -246,7 +246,14 @@ export class GameStreamTestClient {
   async handshake(
     sessionUrl: string,
     keys: { rikey: Uint8Array; rikeyId: number },
-    video: { width: number; height: number; fps: number; bitrateKbps: number; packetSize: number },
+    video: {
+      width: number;
+      height: number;
+      fps: number;
+      bitrateKbps: number;
+      packetSize: number;
+      codec?: "h264" | "hevc" | "av1";
+    },
     encryptionEnabled = 0x01 | 0x02 | 0x04,
   ): Promise<LaunchedStream> {
     const rtspPort = Number(sessionUrl.slice(sessionUrl.lastIndexOf(":") + 1));
@@ -288,7 +295,7 @@ export class GameStreamTestClient {
         "x-nv-video[0].framesWithInvalidRefThreshold:0",
         `x-nv-vqos[0].bw.maximumBitrateKbps:${video.bitrateKbps}`,
         "x-nv-vqos[0].fec.minRequiredFecPackets:2",
-        "x-nv-vqos[0].bitStreamFormat:0",
+        `x-nv-vqos[0].bitStreamFormat:${{ h264: 0, hevc: 1, av1: 2 }[video.codec ?? "h264"]}`,
         "x-nv-video[0].videoEncoderSlicesPerFrame:1",
         "x-nv-video[0].maxNumReferenceFrames:1",
         "x-nv-audio.surround.numChannels:2",
@@ -317,7 +324,12 @@ export class GameStreamTestClient {
   /** Starts native receivers (pinging the host's media ports) and the control stream. */
   async startStreams(
     stream: LaunchedStream,
-    options: { packetSize: number; videoLossPpm?: number; encrypted?: boolean },
+    options: {
+      packetSize: number;
+      videoLossPpm?: number;
+      encrypted?: boolean;
+      codec?: "h264" | "hevc" | "av1";
+    },
   ): Promise<void> {
     this.#native ??= NativeCore.open();
     const key = toHex(stream.rikey).toLowerCase();
@@ -330,6 +342,7 @@ export class GameStreamTestClient {
       encrypt: encrypted,
       key,
       loss_ppm: options.videoLossPpm ?? 0,
+      codec: options.codec ?? "h264",
     });
     this.audio = await this.#native.startGameStreamAudioReceiver({
       host: `${this.host}:${stream.ports.audio}`,
