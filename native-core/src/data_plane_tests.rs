@@ -249,8 +249,15 @@ proptest! {
         }
         let duplicates = wire.len() / 10;
         for _ in 0..duplicates {
-            let pick = wire[rng.below(wire.len())].clone();
-            let at = rng.below(wire.len() + 1);
+            let original = rng.below(wire.len());
+            let pick = wire[original].clone();
+            // An early copy is reordering: with skip-ahead it could complete a newer frame (say an
+            // empty one) first, so those copies only arrive after their original.
+            let at = if skip_ahead {
+                original + 1 + rng.below(wire.len() - original)
+            } else {
+                rng.below(wire.len() + 1)
+            };
             wire.insert(at, pick);
         }
         let mut receiver = Receiver::new(skip_ahead);
