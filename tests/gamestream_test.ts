@@ -11,12 +11,15 @@ import type { MediaSessionHandle } from "../host/native_abi.ts";
 
 const MODE = { width: 1280, height: 720, fps: 60, bitrateKbps: 20_000, packetSize: 1024 };
 
+/** Filled once the host runs: what a timeout should report (client stats, the host's last log lines). */
+let describeState = () => "";
+
 async function waitUntil<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${describeState()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -58,6 +61,13 @@ Deno.test({
       const client = new GameStreamTestClient("127.0.0.1", base);
       const stranger = new GameStreamTestClient("127.0.0.1", base);
       clients.push(client, stranger);
+      describeState = () =>
+        [
+          `video: ${JSON.stringify(client.video?.stats() ?? null)}`,
+          `audio: ${JSON.stringify(client.audio?.stats() ?? null)}`,
+          `host log (last 40 lines):`,
+          ...host.stderr().trimEnd().split("\n").slice(-40),
+        ].join("\n");
 
       await t.step("serverinfo over HTTP advertises Sunshine's version and H.264", async () => {
         const info = await client.httpGet("/serverinfo");
@@ -151,16 +161,12 @@ Deno.test({
           const launch = await client.launch(MODE);
           const stream = await client.handshake(xmlTag(launch.xml, "sessionUrl0")!, launch, MODE);
           await client.startStreams(stream, { packetSize: MODE.packetSize, videoLossPpm: 50_000 });
-          // Moonlight asks for an IDR whenever a frame is lost beyond FEC.
-          let lost = 0;
-          await waitUntil("300 frames through 5 % loss", () => {
-            const nowLost = stat(client.video, "frames_lost");
-            if (nowLost > lost) {
-              lost = nowLost;
-              client.control!.sendMessage(0x0302, new Uint8Array(2), 1);
-            }
-            return stat(client.video, "last_frame_index") >= 300;
-          }, 40_000);
+          // The client asks for an IDR whenever a frame is lost beyond FEC, as Moonlight does.
+          await waitUntil(
+            "300 frames through 5 % loss",
+            () => stat(client.video, "last_frame_index") >= 300,
+            40_000,
+          );
           const stats = client.video!.stats() as Record<string, number>;
           const total = stats.last_frame_index;
           assert(stats.datagrams_dropped_impairment > 100, JSON.stringify(stats));

@@ -68,20 +68,21 @@ pub fn av_threshold(native_level: u32) -> c_int {
         1 => ffi::AV_LOG_ERROR,
         2 => ffi::AV_LOG_WARNING,
         3 => ffi::AV_LOG_INFO,
-        4 => ffi::AV_LOG_DEBUG,
-        _ => ffi::AV_LOG_TRACE,
+        4 => ffi::AV_LOG_VERBOSE,
+        _ => ffi::AV_LOG_DEBUG,
     };
     mapped.max(ffi::AV_LOG_VERBOSE)
 }
 
 /// Native level of an AV_LOG_* value: panic/fatal/error → error, warning →
-/// warn, info → info, verbose/debug → debug, anything more verbose → trace.
+/// warn, info → info, verbose → debug, debug and more verbose → trace (libav's
+/// debug level is per-frame statistics: a line per frame per encoder).
 pub fn level_from_av(av_level: c_int) -> Level {
     match av_level {
         l if l <= ffi::AV_LOG_ERROR => Level::Error,
         l if l <= ffi::AV_LOG_WARNING => Level::Warn,
         l if l <= ffi::AV_LOG_INFO => Level::Info,
-        l if l <= ffi::AV_LOG_DEBUG => Level::Debug,
+        l if l <= ffi::AV_LOG_VERBOSE => Level::Debug,
         _ => Level::Trace,
     }
 }
@@ -161,7 +162,7 @@ mod tests {
         assert_eq!(level_from_av(ffi::AV_LOG_WARNING), Level::Warn);
         assert_eq!(level_from_av(ffi::AV_LOG_INFO), Level::Info);
         assert_eq!(level_from_av(ffi::AV_LOG_VERBOSE), Level::Debug);
-        assert_eq!(level_from_av(ffi::AV_LOG_DEBUG), Level::Debug);
+        assert_eq!(level_from_av(ffi::AV_LOG_DEBUG), Level::Trace);
         assert_eq!(level_from_av(ffi::AV_LOG_TRACE), Level::Trace);
     }
 
@@ -170,8 +171,8 @@ mod tests {
         assert_eq!(av_threshold(0), ffi::AV_LOG_VERBOSE);
         assert_eq!(av_threshold(1), ffi::AV_LOG_VERBOSE);
         assert_eq!(av_threshold(3), ffi::AV_LOG_VERBOSE);
-        assert_eq!(av_threshold(4), ffi::AV_LOG_DEBUG);
-        assert_eq!(av_threshold(5), ffi::AV_LOG_TRACE);
+        assert_eq!(av_threshold(4), ffi::AV_LOG_VERBOSE);
+        assert_eq!(av_threshold(5), ffi::AV_LOG_DEBUG);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::audio::opus::{
 use crate::encode::{Codec, VideoDecoder};
 use crate::packet::gamestream_audio::{GsAudioDepacketizer, GsAudioEncryption};
 use crate::packet::gamestream_video::{GsFrameType, GsReceivedVideoFrame, GsVideoDepacketizer};
+use crate::recv::udp::enlarge_receive_buffer;
 use crate::send::impairment::Impairment;
 use serde_json::Value;
 use std::io::ErrorKind;
@@ -68,6 +69,8 @@ impl GsReceiverLink {
 
     fn open(&self) -> Result<UdpSocket, String> {
         let socket = UdpSocket::bind(self.bind).map_err(|e| format!("bind {}: {e}", self.bind))?;
+        // Like Moonlight's large RTP buffer: an IDR burst must survive a briefly descheduled thread.
+        enlarge_receive_buffer(&socket);
         socket
             .connect(self.host)
             .map_err(|e| format!("connect {}: {e}", self.host))?;

@@ -11,6 +11,22 @@ pub const MAX_DATAGRAM_BYTES: usize = 9216;
 /// 8 MiB (the kernel doubles it): several hundred ms of a 50 Mbit/s stream if the thread stalls.
 const RECV_BUFFER_BYTES: libc::c_int = 8 << 20;
 
+/// Asks for a [`RECV_BUFFER_BYTES`] receive buffer (the kernel caps it at `net.core.rmem_max`), so a
+/// receive thread that is not scheduled for a while loses nothing.
+pub fn enlarge_receive_buffer(socket: &UdpSocket) {
+    let value = RECV_BUFFER_BYTES;
+    // SAFETY: `value` lives for the call; size passed exactly. Failure only means a smaller buffer.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 pub struct UdpReceiver {
     socket: UdpSocket,
     arena: Vec<u8>,
@@ -30,17 +46,7 @@ impl UdpReceiver {
     pub fn bind(addr: SocketAddr, batch: usize, poll: Duration) -> io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(poll))?;
-        let value = RECV_BUFFER_BYTES;
-        // SAFETY: `value` lives for the call; size passed exactly. Failure only means a smaller buffer.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &value as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        enlarge_receive_buffer(&socket);
         let batch = batch.max(1);
         Ok(Self {
             socket,
