@@ -7,21 +7,14 @@
 import http from "node:http";
 import https from "node:https";
 import { X509Certificate } from "node:crypto";
-import { createSelfSignedCertificate } from "../../host/x509.ts";
 import { NativeCore } from "../../host/native_abi.ts";
 import type { MediaSessionHandle } from "../../host/native_abi.ts";
-import {
-  aesEcbDecrypt,
-  aesEcbEncrypt,
-  bytesEqual,
-  certificateSignature,
-  fromHex,
-  pinKey,
-  rsaSign,
-  rsaVerify,
-  sha256,
-  toHex,
-} from "../../pairing/gamestream_crypto.ts";
+import { bytesEqual, toHex } from "../../pairing/gamestream_crypto.ts";
+import { createClientIdentity, GameStreamPairingClient } from "./pairing_client.ts";
+import type { ClientIdentity } from "./pairing_client.ts";
+
+export { createClientIdentity };
+export type { ClientIdentity };
 import {
   CONTROL_TYPE,
   ControlCipher,
@@ -32,26 +25,6 @@ import {
 import { encodeInputEvent } from "../../gamestream/input.ts";
 import type { InputEvent } from "../../gamestream/input.ts";
 import { EnetClientPeer } from "./enet_client.ts";
-
-export interface ClientIdentity {
-  certPem: string;
-  keyPem: string;
-  uniqueId: string;
-}
-
-export function createClientIdentity(): ClientIdentity {
-  const cert = createSelfSignedCertificate({
-    kind: "rsa2048",
-    commonName: "NVIDIA GameStream Client",
-    notAfter: new Date(Date.now() + 20 * 365 * 86_400_000),
-  });
-  const uniqueId = Array.from(
-    crypto.getRandomValues(new Uint8Array(8)),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("").toUpperCase();
-  return { certPem: cert.certPem, keyPem: cert.keyPem, uniqueId };
-}
 
 export function xmlTag(xml: string, tag: string): string | null {
   return new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1] ?? null;
@@ -78,6 +51,9 @@ export class GameStreamTestClient {
   video: MediaSessionHandle | null = null;
   audio: MediaSessionHandle | null = null;
   #native: NativeCore | null = null;
+  #lossWatch: ReturnType<typeof setInterval> | undefined;
+  /** IDR requests sent because frames were lost. */
+  idrRequestsSent = 0;
 
   constructor(readonly host: string, readonly httpPort: number, identity?: ClientIdentity) {
     this.identity = identity ?? createClientIdentity();
@@ -136,58 +112,22 @@ export class GameStreamTestClient {
   }
 
   /**
-   * Phases 1–5 of §3.2. `onWaitingForPin` runs once phase 1 is in flight (the test submits the PIN through
-   * the management API then). Returns the outcome as the client sees it.
+   * Phases 1–5 of §3.2 (1–4 by the shared pairing client, 5 over pinned mutual TLS). `onWaitingForPin`
+   * runs once phase 1 is in flight (the test submits the PIN through the management API then).
    */
   async pair(pin: string, onWaitingForPin: () => Promise<void>): Promise<"paired" | "wrong_pin" | "refused"> {
-    const salt = crypto.getRandomValues(new Uint8Array(16));
-    const key = pinKey(salt, pin);
-    const phase1 = this.httpGet("/pair", {
-      devicename: "roth",
-      updateState: 1,
-      phrase: "getservercert",
-      salt: toHex(salt),
-      clientcert: toHex(new TextEncoder().encode(this.identity.certPem)),
+    const pairing = new GameStreamPairingClient({
+      identity: this.identity,
+      httpGet: (target) => {
+        const [path, query] = target.split("?", 2);
+        return this.httpGet(path, Object.fromEntries(new URLSearchParams(query)));
+      },
     });
+    const outcome = pairing.pair(pin);
     await onWaitingForPin();
-    const reply1 = await phase1;
-    const plaincert = xmlTag(reply1, "plaincert");
-    if (xmlTag(reply1, "paired") !== "1" || !plaincert) return "refused";
-    const serverCertPem = new TextDecoder().decode(fromHex(plaincert)!);
-
-    const clientChallenge = crypto.getRandomValues(new Uint8Array(16));
-    const reply2 = await this.httpGet("/pair", {
-      clientchallenge: toHex(aesEcbEncrypt(key, clientChallenge)),
-    });
-    const decrypted = aesEcbDecrypt(key, fromHex(xmlTag(reply2, "challengeresponse") ?? "")!);
-    const serverHash = decrypted.subarray(0, 32);
-    const serverChallenge = decrypted.subarray(32, 48);
-
-    const clientSecret = crypto.getRandomValues(new Uint8Array(16));
-    const clientHash = sha256(serverChallenge, certificateSignature(this.identity.certPem), clientSecret);
-    const reply3 = await this.httpGet("/pair", {
-      serverchallengeresp: toHex(aesEcbEncrypt(key, clientHash)),
-    });
-    const pairingSecret = fromHex(xmlTag(reply3, "pairingsecret") ?? "")!;
-    const serverSecret = pairingSecret.subarray(0, 16);
-    if (!rsaVerify(serverCertPem, serverSecret, pairingSecret.subarray(16))) {
-      await this.httpGet("/unpair");
-      throw new Error("pairing: server signature does not verify (MITM?)");
-    }
-    const expected = sha256(clientChallenge, certificateSignature(serverCertPem), serverSecret);
-    const pinOk = bytesEqual(expected, serverHash);
-
-    const signed = rsaSign(this.identity.keyPem, clientSecret);
-    const secret = new Uint8Array(16 + signed.length);
-    secret.set(clientSecret);
-    secret.set(signed, 16);
-    const reply4 = await this.httpGet("/pair", { clientpairingsecret: toHex(secret) });
-    if (!pinOk) {
-      await this.httpGet("/unpair");
-      return "wrong_pin";
-    }
-    if (xmlTag(reply4, "paired") !== "1") return "refused";
-    this.serverCertPem = serverCertPem;
+    const result = await outcome;
+    if (!result.paired) return result.reason === "wrong_pin" ? "wrong_pin" : "refused";
+    this.serverCertPem = result.serverCertPem;
     const reply5 = await this.httpsGet("/pair", {
       devicename: "roth",
       updateState: 1,
@@ -358,9 +298,28 @@ export class GameStreamTestClient {
       stream.connectData,
       stream.rikey,
     );
+    this.#watchForLoss();
+  }
+
+  /**
+   * Moonlight's recovery: a frame lost beyond FEC breaks the reference chain, so the client asks for an
+   * IDR (it has no reference-frame invalidation for our encoder) and decodes again from there.
+   */
+  #watchForLoss(): void {
+    let lostSeen = 0;
+    clearInterval(this.#lossWatch);
+    this.#lossWatch = setInterval(() => {
+      const lost = Number(this.video?.stats().frames_lost ?? 0);
+      if (lost > lostSeen && this.control && !this.control.disconnected) {
+        lostSeen = lost;
+        this.idrRequestsSent++;
+        this.control.sendMessage(CONTROL_TYPE.IDR_REQUEST, idrRequestPayload());
+      }
+    }, 20);
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#lossWatch);
     this.control?.close();
     await this.video?.close();
     await this.audio?.close();
