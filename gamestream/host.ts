@@ -414,6 +414,7 @@ export class GameStreamHost {
       },
     };
     let videoHandle: VideoSenderHandle;
+    let videoSource = options.desktop.kind === "x11" ? `x11 ${options.desktop.display}` : "synthetic";
     try {
       videoHandle = await options.native.startVideoSender({
         ...videoConfig,
@@ -426,6 +427,7 @@ export class GameStreamHost {
         error: (error as Error).message,
       });
       videoHandle = await options.native.startVideoSender({ ...videoConfig, source: { kind: "synthetic" } });
+      videoSource = "synthetic";
     }
     if (this.#session !== session) {
       await videoHandle.close();
@@ -469,6 +471,7 @@ export class GameStreamHost {
     options.log.info("GameStream streams started", {
       video:
         `${videoConfig.width}x${videoConfig.height}@${videoConfig.fps} ${video.codec} ${session.bitrateKbps} kbit/s`,
+      video_source: videoSource,
       audio: `${audio.channelCount} ch`,
       video_encrypted: videoConfig.gamestream.encrypt,
       audio_encrypted: encryptAudio,

@@ -71,6 +71,15 @@ const SYMBOLS = {
   pf_media_session_stats_json: { parameters: ["pointer"], result: "pointer" },
   pf_media_session_poll_events: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
   pf_media_session_stop: { parameters: ["pointer"], result: "void", nonblocking: true },
+  pf_input_x11_open: {
+    parameters: ["buffer", "usize", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  pf_input_x11_inject: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  pf_input_x11_screen_size: { parameters: ["pointer", "buffer"], result: "i32" },
+  pf_input_x11_pointer: { parameters: ["pointer", "buffer"], result: "i32" },
+  pf_input_x11_close: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type Codec = "h264" | "h265" | "av1";
@@ -278,6 +287,22 @@ export class NativeCore {
     const text = this.#takeString(await this.#symbols().pf_bench_json(bytes, BigInt(bytes.length)));
     if (text === null) throw new NativeError(STATUS.INVALID_ARGUMENT, `unknown benchmark "${name}"`);
     return JSON.parse(text);
+  }
+
+  /** Connects an XTEST input injector to X display `display` (e.g. ":99"), off the JS thread. */
+  async openX11Input(display: string): Promise<X11InputInjectorHandle> {
+    const symbols = this.#symbols();
+    const name = new TextEncoder().encode(display);
+    const error = new Uint8Array(1024);
+    const handle = await symbols.pf_input_x11_open(name, BigInt(name.length), error, BigInt(error.length));
+    if (handle === null) {
+      const end = error.indexOf(0);
+      throw new NativeError(
+        STATUS.UNSUPPORTED,
+        `X11 input on ${display}: ${decoder.decode(error.subarray(0, end < 0 ? 0 : end))}`,
+      );
+    }
+    return new X11InputInjectorHandle(this, handle, symbols);
   }
 
   close(): void {
@@ -546,5 +571,124 @@ export class MediaSessionHandle extends SessionHandle {
 
   get finished(): boolean {
     return this.symbols.pf_media_session_is_finished(this.live()) === 1;
+  }
+}
+
+/** One input event for a native injector; pointer positions are screen pixels, scroll is 1/120 notches. */
+export type NativeInputEvent =
+  | { kind: "key"; /** X keysym, e.g. 0x61 for "a". */ keysym: number; down: boolean }
+  | { kind: "mouse_abs"; x: number; y: number }
+  | { kind: "mouse_rel"; dx: number; dy: number }
+  | { kind: "button"; /** 1 left, 2 middle, 3 right, 4 X1, 5 X2. */ button: number; down: boolean }
+  | { kind: "scroll"; /** positive: up */ vertical: number; /** positive: right */ horizontal: number };
+
+/** Size of the binary event `pf_input_x11_inject` takes. */
+export const NATIVE_INPUT_EVENT_BYTES = 16;
+const INPUT_KINDS = { key: 1, mouse_abs: 2, mouse_rel: 3, button: 4, scroll: 5 } as const;
+
+function int32(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < -0x8000_0000 || value > 0x7fff_ffff) {
+    throw new RangeError(`${what} ${value} is not a 32-bit integer`);
+  }
+  return value;
+}
+
+/**
+ * The 16-byte little-endian form (native-core/src/abi_input.rs): u8 kind, u8 down, u16 reserved,
+ * then key: u32 keysym | mouse_abs: i32 x, i32 y | mouse_rel: i32 dx, i32 dy | button: u8 |
+ * scroll: i32 vertical, i32 horizontal.
+ */
+export function encodeNativeInputEvent(event: NativeInputEvent): Uint8Array {
+  const bytes = new Uint8Array(NATIVE_INPUT_EVENT_BYTES);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, INPUT_KINDS[event.kind]);
+  switch (event.kind) {
+    case "key":
+      if (!Number.isInteger(event.keysym) || event.keysym < 0 || event.keysym > 0xffff_ffff) {
+        throw new RangeError(`keysym ${event.keysym} is not a 32-bit unsigned integer`);
+      }
+      view.setUint8(1, event.down ? 1 : 0);
+      view.setUint32(4, event.keysym, true);
+      break;
+    case "mouse_abs":
+      view.setInt32(4, int32(event.x, "x"), true);
+      view.setInt32(8, int32(event.y, "y"), true);
+      break;
+    case "mouse_rel":
+      view.setInt32(4, int32(event.dx, "dx"), true);
+      view.setInt32(8, int32(event.dy, "dy"), true);
+      break;
+    case "button":
+      if (!Number.isInteger(event.button) || event.button < 0 || event.button > 255) {
+        throw new RangeError(`button ${event.button} is not a byte`);
+      }
+      view.setUint8(1, event.down ? 1 : 0);
+      view.setUint8(4, event.button);
+      break;
+    case "scroll":
+      view.setInt32(4, int32(event.vertical, "vertical scroll"), true);
+      view.setInt32(8, int32(event.horizontal, "horizontal scroll"), true);
+      break;
+  }
+  return bytes;
+}
+
+/**
+ * An XTEST input injector on one X display (from `NativeCore.openX11Input`). Each call is one
+ * synchronous FFI crossing that sends the event and flushes (no round trip); a server error caused
+ * by one event is reported by a later call. Not for use after `NativeCore.close()`.
+ */
+export class X11InputInjectorHandle {
+  #handle: Deno.PointerObject | null;
+  readonly #size = new Uint32Array(2);
+  readonly #pointer = new Int32Array(3);
+
+  constructor(readonly core: NativeCore, handle: Deno.PointerObject, private readonly symbols: Symbols) {
+    this.#handle = handle;
+  }
+
+  #live(): Deno.PointerObject {
+    if (this.#handle === null) throw new Error("X11 input injector is closed");
+    this.core.ffiCalls++;
+    return this.#handle;
+  }
+
+  #check(status: number, what: string): void {
+    if (status !== STATUS.OK) {
+      throw new NativeError(status, this.core.lastError() || `${what} failed (${status})`);
+    }
+  }
+
+  /** Injects one event; a NativeError for malformed events, unmapped keysyms or X errors. */
+  inject(event: NativeInputEvent): void {
+    this.injectRaw(encodeNativeInputEvent(event));
+  }
+
+  /** Injects an already encoded event (`encodeNativeInputEvent`); the native side validates it. */
+  injectRaw(bytes: Uint8Array): void {
+    this.#check(
+      this.symbols.pf_input_x11_inject(this.#live(), bytes, BigInt(bytes.length)),
+      "input injection",
+    );
+  }
+
+  /** The X screen's current size in pixels (one round trip to the server). */
+  screenSize(): { width: number; height: number } {
+    this.#check(this.symbols.pf_input_x11_screen_size(this.#live(), this.#size), "screen size query");
+    return { width: this.#size[0], height: this.#size[1] };
+  }
+
+  /** The pointer's root position and X button mask (`Button1Mask` is 1 << 8), one round trip. */
+  pointer(): { x: number; y: number; buttonMask: number } {
+    this.#check(this.symbols.pf_input_x11_pointer(this.#live(), this.#pointer), "pointer query");
+    return { x: this.#pointer[0], y: this.#pointer[1], buttonMask: this.#pointer[2] };
+  }
+
+  /** Closes the X connection; idempotent. */
+  close(): void {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    this.symbols.pf_input_x11_close(handle);
   }
 }

@@ -21,6 +21,8 @@ import type { GameStreamControl } from "../mgmt/mod.ts";
 import { GameStreamHost } from "../gamestream/host.ts";
 import { gameStreamPorts } from "../gamestream/rtsp.ts";
 import { RecordingInjector } from "./input_injection.ts";
+import type { InputInjector } from "./input_injection.ts";
+import { X11InputInjector } from "./x11_input.ts";
 import { publishGameStreamService } from "./mdns.ts";
 
 /** GameStream's fixed port map (Moonlight derives the stream ports from the HTTP base 47989). */
@@ -132,7 +134,8 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
     let gamestreamControl: GameStreamControl = idleGameStreamControl(gamestreamStore);
     if (config.gamestream.enabled) {
       const gs = config.gamestream;
-      const injector = new RecordingInjector(log.child("input"));
+      const injector = await openInputBackend(native, gs.x11Display, log.child("input"));
+      lifecycle.onShutdown("input", () => injector.close());
       gamestream = new GameStreamHost({
         bind: gs.bind,
         basePort: gs.basePort,
@@ -216,4 +219,22 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
     await lifecycle.shutdown("start-up failed");
     throw error;
   }
+}
+
+/** XTest on the X display when one answers, else the recording backend (the session never fails for it). */
+async function openInputBackend(
+  native: NativeCore,
+  display: string | null,
+  log: Logger,
+): Promise<InputInjector> {
+  if (display) {
+    try {
+      const injector = await X11InputInjector.open(native, display, log);
+      log.info("input goes to the X display through XTest", { display });
+      return injector;
+    } catch (error) {
+      log.warn("X11 input unavailable; recording input instead", { display, reason: String(error) });
+    }
+  }
+  return new RecordingInjector(log);
 }

@@ -89,8 +89,9 @@ fn main() {
         }
     }
 
-    // Xlib + MIT-SHM for X11 capture (libX11 1.6 / libXext 1.3 are the oldest the bindings target).
-    for (name, min_version) in [("x11", "1.6"), ("xext", "1.3")] {
+    // Xlib + MIT-SHM for X11 capture, XTEST for input injection (libX11 1.6 / libXext 1.3 /
+    // libXtst 1.2 are the oldest the bindings target).
+    for (name, min_version) in [("x11", "1.6"), ("xext", "1.3"), ("xtst", "1.2")] {
         let lib = pkg_config::Config::new()
             .atleast_version(min_version)
             .cargo_metadata(false)

@@ -5,7 +5,11 @@
  * backend, IDR on request, 5 % video loss, and unpairing ending the stream.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { spawnHost, waitForHttp } from "./host_process.ts";
+import {
+  startGameStreamHost,
+  submitPinWhenAsked as submitPinThroughApi,
+  waitUntil as waitUntilOr,
+} from "./gamestream_client/host_harness.ts";
 import { GameStreamTestClient, xmlStatus, xmlTag } from "./gamestream_client/client.ts";
 import type { MediaSessionHandle } from "../host/native_abi.ts";
 
@@ -13,16 +17,8 @@ const MODE = { width: 1280, height: 720, fps: 60, bitrateKbps: 20_000, packetSiz
 
 /** Filled once the host runs: what a timeout should report (client stats, the host's last log lines). */
 let describeState = () => "";
-
-async function waitUntil<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${describeState()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitUntil = <T>(what: string, probe: () => T | Promise<T>, timeoutMs = 20_000) =>
+  waitUntilOr(what, probe, timeoutMs, () => describeState());
 
 const stat = (handle: MediaSessionHandle | null, name: string) => Number(handle?.stats()[name] ?? 0);
 
@@ -31,33 +27,10 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    // The GameStream ports span base−5 … base+21; a random base keeps parallel runs apart.
-    const base = 30_000 + Math.floor(Math.random() * 20_000);
-    const mgmtPort = base + 1;
-    const host = spawnHost(
-      ["serve", "--gamestream", "--gamestream-port", String(base), "--mgmt-bind", `127.0.0.1:${mgmtPort}`],
-      {
-        PUNKTFUNK_MDNS: "0",
-        PUNKTFUNK_AUDIO_SOURCE: "tone",
-        PUNKTFUNK_GAMESTREAM_BIND: "127.0.0.1",
-        DISPLAY: "",
-        PUNKTFUNK_LOG: "debug",
-      },
-    );
-    const api = `http://127.0.0.1:${mgmtPort}/api/v1`;
-    const submitPinWhenAsked = (pin: string) => async () => {
-      await waitUntil("pin_pending", async () => (await (await fetch(`${api}/pair`)).json()).pin_pending);
-      const response = await fetch(`${api}/pair/pin`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ pin }),
-      });
-      assertEquals(response.status, 204);
-      await response.body?.cancel();
-    };
+    const { host, base, api } = await startGameStreamHost();
+    const submitPinWhenAsked = (pin: string) => submitPinThroughApi(api, pin);
     const clients: GameStreamTestClient[] = [];
     try {
-      await waitForHttp(`${api}/health`, host);
       const client = new GameStreamTestClient("127.0.0.1", base);
       const stranger = new GameStreamTestClient("127.0.0.1", base);
       clients.push(client, stranger);

@@ -5,6 +5,7 @@
 //! build exists so tests and benchmarks can call the Rust-level APIs directly.
 
 pub mod abi;
+pub mod abi_input;
 pub mod abi_media;
 pub mod abi_session;
 pub mod audio;
@@ -14,6 +15,7 @@ pub mod crypto;
 pub mod encode;
 pub mod error;
 pub mod fec;
+pub mod inject;
 pub mod json;
 pub mod last_error;
 pub mod log;

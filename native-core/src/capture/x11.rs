@@ -19,8 +19,9 @@
 //! shrank reports [`CaptureError::Resized`]; a screen that grew keeps being
 //! captured at the old size (its top-left part) until reopened.
 
-mod connection;
-mod ffi;
+// Shared with the XTEST input injector (`crate::inject`).
+pub(crate) mod connection;
+pub(crate) mod ffi;
 #[cfg(test)]
 pub(crate) mod xvfb;
 
