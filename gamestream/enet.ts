@@ -813,11 +813,10 @@ export class EnetHostPeer {
         return this.#handleFragment(command, output);
       case "send_unreliable": {
         const channel = this.#incomingChannels[command.channelId];
-        // Simplification: unreliable data that overtook a missing reliable message is dropped, not held.
-        if (
-          command.reliableSequenceNumber === channel.reliableSequence &&
-          seqAfter(command.unreliableSequenceNumber, channel.unreliableSequence) - 1 < 0x7fff
-        ) {
+        // Only newer data counts (a repeat or an older datagram is dropped). Simplification: unreliable
+        // data that overtook a missing reliable message is dropped, not held.
+        const ahead = seqAfter(command.unreliableSequenceNumber, channel.unreliableSequence);
+        if (command.reliableSequenceNumber === channel.reliableSequence && ahead > 0 && ahead < 0x8000) {
           channel.unreliableSequence = command.unreliableSequenceNumber;
           output.delivered.push({ channel: command.channelId, payload: command.payload });
         }

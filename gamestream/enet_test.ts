@@ -392,7 +392,7 @@ Deno.test("fragments: over-limit or inconsistent fragments are refused without b
   assertEquals(h.host.bufferedIncomingBytes, 0);
 });
 
-Deno.test("unreliable and unsequenced delivery; unsequenced duplicates are filtered", () => {
+Deno.test("unreliable and unsequenced delivery; older, repeated and duplicate datagrams are filtered", () => {
   const h = connected();
   const unsequenced: EnetCommand = {
     kind: "send_unsequenced",
@@ -413,7 +413,10 @@ Deno.test("unreliable and unsequenced delivery; unsequenced duplicates are filte
     payload: encoder.encode(`pen-${n}`),
   });
   const out = h.host.receive(
-    h.client.datagram([unsequenced, unsequenced, unreliable(2), unreliable(1), unreliable(3)], h.now),
+    h.client.datagram(
+      [unsequenced, unsequenced, unreliable(2), unreliable(1), unreliable(3), unreliable(3)],
+      h.now,
+    ),
     h.now,
   );
   assertEquals(out.delivered.map((d) => `${d.channel}:${decoder.decode(d.payload)}`), [
