@@ -128,6 +128,35 @@ Deno.test({
         },
       );
 
+      // ServerCodecModeSupport bits (§2.2): HEVC Main 0x100, AV1 Main 8-bit 0x10000.
+      const codecModes = Number(xmlTag(await client.httpsGet("/serverinfo"), "ServerCodecModeSupport"));
+      for (const [codec, bit, statusName] of [["hevc", 0x100, "h265"], ["av1", 0x10000, "av1"]] as const) {
+        const supported = (codecModes & bit) !== 0;
+        await t.step({
+          name: `launch 1280x720@60 ${codec}: ≥120 decodable frames${
+            supported ? "" : ` (skipped: no ${codec} encoder)`
+          }`,
+          ignore: !supported,
+          fn: async () => {
+            const mode = { ...MODE, codec };
+            const launch = await client.launch(mode);
+            const stream = await client.handshake(xmlTag(launch.xml, "sessionUrl0")!, launch, mode);
+            await client.startStreams(stream, { packetSize: MODE.packetSize, codec });
+            // Software HEVC/AV1 encode 720p well below 60 fps on two cores; 120 frames take ~15 s.
+            await waitUntil(
+              `120 decoded ${codec} frames`,
+              () => stat(client.video, "frames_decoded") >= 120,
+              90_000,
+            );
+            assertEquals(client.video!.stats().width, 1280);
+            const status = await (await fetch(`${api}/status`)).json();
+            assertEquals(status.stream.codec, statusName);
+            assertEquals(xmlTag(await client.httpsGet("/cancel"), "cancel"), "1");
+            await client.close();
+          },
+        });
+      }
+
       await t.step(
         "5 % video loss with the default FEC: ≥ 99 % of frames decodable; unpairing ends it",
         async () => {

@@ -844,6 +844,16 @@ mod tests {
         }
     }
 
+    fn median_window_rms(signal: &[f64]) -> f64 {
+        let window = SAMPLE_RATE_HZ as usize / 100;
+        let mut levels: Vec<f64> = signal.chunks_exact(window).map(rms).collect();
+        if levels.is_empty() {
+            return rms(signal);
+        }
+        levels.sort_by(f64::total_cmp);
+        levels[levels.len() / 2]
+    }
+
     fn check_tone(captured: &[i16], layout: ChannelLayout) {
         let channels = usize::from(layout.channel_count());
         let candidates: Vec<f64> = (0..channels)
@@ -860,8 +870,10 @@ mod tests {
                 margin_db > 20.0,
                 "{layout:?} channel {ch}: margin {margin_db:.1} dB"
             );
-            // Unity volumes: the level survives within ±1 dB.
-            let level_db = 20.0 * (rms(&signal) / expected_rms).log10();
+            // Unity volumes: the level survives within ±1 dB. Measured as the median of 10 ms
+            // windows, so an underrun gap on a loaded machine (silence, not a level change) is
+            // not mistaken for attenuation.
+            let level_db = 20.0 * (median_window_rms(&signal) / expected_rms).log10();
             assert!(
                 level_db.abs() < 1.0,
                 "{layout:?} channel {ch}: level {level_db:.2} dB"
