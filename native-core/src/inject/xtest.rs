@@ -592,7 +592,8 @@ mod tests {
         injector.button(1, true).unwrap();
         injector.sync();
         assert_ne!(
-            settle(ffi::BUTTON1_MASK, || injector.pointer().unwrap().2 & ffi::BUTTON1_MASK),
+            settle(ffi::BUTTON1_MASK, || injector.pointer().unwrap().2
+                & ffi::BUTTON1_MASK),
             0
         );
         injector.button(1, false).unwrap();
