@@ -414,7 +414,18 @@ mod tests {
         let mut receiver =
             start_gs_video_receiver(GsVideoReceiverConfig::from_json(&receiver_json).unwrap())
                 .unwrap();
-        let decoded = wait_for(&receiver, "frames_decoded", 60, Duration::from_secs(20));
+        // A frame lost beyond FEC breaks the chain until the next IDR; ask for one, as Moonlight does.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut lost_seen = 0;
+        while Instant::now() < deadline && receiver.shared.get("frames_decoded") < 60 {
+            let lost = receiver.shared.get("frames_lost");
+            if lost > lost_seen {
+                lost_seen = lost;
+                sender.request_idr();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let decoded = receiver.shared.get("frames_decoded");
         sender.stop();
         receiver.stop();
         let stats: Value = serde_json::from_str(&receiver.stats_json()).unwrap();
