@@ -42,6 +42,37 @@ export interface LaunchedStream {
   ports: { audio: number; video: number; control: number };
   rikey: Uint8Array;
   rikeyId: number;
+  /** The Opus multistream layout the client decodes with, as Moonlight derives it from DESCRIBE. */
+  audioLayout: OpusLayout;
+}
+
+export type AudioChannels = 2 | 6 | 8;
+/** Moonlight's channel masks (§8.5): stereo, 5.1, 7.1. */
+const CHANNEL_MASK: Record<AudioChannels, number> = { 2: 0x3, 6: 0x3f, 8: 0x63f };
+
+export interface OpusLayout {
+  channels: AudioChannels;
+  streams: number;
+  coupled_streams: number;
+  mapping: number[];
+}
+
+/**
+ * Moonlight's parseOpusConfigurations (§8.5): stereo is fixed; for 6 or 8 channels the first
+ * `surround-params=<n>…` is the normal-quality layout, advertised in GFE's order, so its last mapping digit
+ * moves to index 3 (LFE) and the digits from 3 shift up by one.
+ */
+export function opusLayoutFromDescribe(sdp: string, channels: AudioChannels): OpusLayout {
+  if (channels === 2) return { channels, streams: 1, coupled_streams: 1, mapping: [0, 1] };
+  const params = [...sdp.matchAll(/surround-params=(\d+)/g)].map((m) => m[1]).find((p) =>
+    p[0] === String(channels)
+  );
+  if (!params || params.length !== 3 + channels) {
+    throw new Error(`DESCRIBE has no ${channels}-channel layout`);
+  }
+  const advertised = [...params.slice(3)].map(Number);
+  const mapping = [...advertised.slice(0, 3), advertised[channels - 1], ...advertised.slice(3, channels - 1)];
+  return { channels, streams: Number(params[1]), coupled_streams: Number(params[2]), mapping };
 }
 
 export class GameStreamTestClient {
@@ -137,7 +168,7 @@ export class GameStreamTestClient {
   }
 
   async launch(
-    params: { width: number; height: number; fps: number; appId?: number },
+    params: { width: number; height: number; fps: number; appId?: number; audioChannels?: AudioChannels },
   ): Promise<{ xml: string; rikey: Uint8Array; rikeyId: number }> {
     const rikey = crypto.getRandomValues(new Uint8Array(16));
     const rikeyId = new DataView(crypto.getRandomValues(new Uint8Array(4)).buffer).getInt32(0);
@@ -149,7 +180,7 @@ export class GameStreamTestClient {
       rikey: toHex(rikey),
       rikeyid: rikeyId,
       localAudioPlayMode: 0,
-      surroundAudioInfo: 196610,
+      surroundAudioInfo: (CHANNEL_MASK[params.audioChannels ?? 2] << 16) | (params.audioChannels ?? 2),
       remoteControllersBitmap: 0,
       gcmap: 0,
       corever: 1,
@@ -193,6 +224,7 @@ export class GameStreamTestClient {
       bitrateKbps: number;
       packetSize: number;
       codec?: "h264" | "hevc" | "av1";
+      audioChannels?: AudioChannels;
     },
     encryptionEnabled = 0x01 | 0x02 | 0x04,
   ): Promise<LaunchedStream> {
@@ -209,7 +241,10 @@ export class GameStreamTestClient {
       if (reply.status !== 200) throw new Error(`RTSP ${what} answered ${reply.status}`);
     };
     expectOk(await req("OPTIONS", sessionUrl), "OPTIONS");
-    expectOk(await req("DESCRIBE", sessionUrl, ["Accept: application/sdp"]), "DESCRIBE");
+    const describe = await req("DESCRIBE", sessionUrl, ["Accept: application/sdp"]);
+    expectOk(describe, "DESCRIBE");
+    const audioChannels = video.audioChannels ?? 2;
+    const audioLayout = opusLayoutFromDescribe(describe.body, audioChannels);
     const audio = await req("SETUP", "streamid=audio/0/0", [
       "Transport: unicast;X-GS-ClientPort=50000-50001",
     ]);
@@ -238,8 +273,8 @@ export class GameStreamTestClient {
         `x-nv-vqos[0].bitStreamFormat:${{ h264: 0, hevc: 1, av1: 2 }[video.codec ?? "h264"]}`,
         "x-nv-video[0].videoEncoderSlicesPerFrame:1",
         "x-nv-video[0].maxNumReferenceFrames:1",
-        "x-nv-audio.surround.numChannels:2",
-        "x-nv-audio.surround.channelMask:3",
+        `x-nv-audio.surround.numChannels:${audioChannels}`,
+        `x-nv-audio.surround.channelMask:${CHANNEL_MASK[audioChannels]}`,
         "x-nv-audio.surround.AudioQuality:0",
         "x-nv-aqos.packetDuration:5",
         "x-ml-general.featureFlags:3",
@@ -258,6 +293,7 @@ export class GameStreamTestClient {
       ports: { audio: port(audio), video: port(videoSetup), control: port(controlSetup) },
       rikey: keys.rikey,
       rikeyId: keys.rikeyId,
+      audioLayout,
     };
   }
 
@@ -291,6 +327,7 @@ export class GameStreamTestClient {
       encrypt: encrypted,
       key,
       rikeyid: stream.rikeyId >>> 0,
+      ...stream.audioLayout,
     });
     this.control = await ControlStream.connect(
       this.host,

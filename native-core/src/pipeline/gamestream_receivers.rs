@@ -13,6 +13,7 @@ use super::worker::{Worker, WorkerShared};
 use crate::audio::opus::{
     FrameDuration, OpusDecoder, OpusStreamConfig, MAX_FRAME_SAMPLES_PER_CHANNEL,
 };
+use crate::audio::SAMPLE_RATE_HZ;
 use crate::encode::{Codec, VideoDecoder};
 use crate::packet::gamestream_audio::{GsAudioDepacketizer, GsAudioEncryption};
 use crate::packet::gamestream_video::{GsFrameType, GsReceivedVideoFrame, GsVideoDepacketizer};
@@ -298,6 +299,7 @@ pub fn start_gs_audio_receiver(config: GsAudioReceiverConfig) -> Result<Worker, 
         let mut impairment = Impairment::new(config.link.loss_ppm, config.link.loss_seed);
         let mut pcm = vec![0i16; MAX_FRAME_SAMPLES_PER_CHANNEL * channels];
         let mut buf = vec![0u8; 2048];
+        let mut pitch = PitchMeter::default();
         while !shared.stopping() {
             pinger.tick(&socket, shared);
             let len = match receive(&socket, &mut buf) {
@@ -333,6 +335,7 @@ pub fn start_gs_audio_receiver(config: GsAudioReceiverConfig) -> Result<Worker, 
                             "last_rms_channel0",
                             rms_of_channel0(&pcm[..samples * channels], channels),
                         );
+                        pitch.measure(&pcm[..samples * channels], channels, shared);
                     }
                     Err(_) => shared.add("decode_errors", 1),
                 }
@@ -342,6 +345,52 @@ pub fn start_gs_audio_receiver(config: GsAudioReceiverConfig) -> Result<Worker, 
             shared.set("decryption_failures", stats.decryption_failures);
         }
     })
+}
+
+const PITCH_NAMES: [&str; 8] = [
+    "hz_channel0",
+    "hz_channel1",
+    "hz_channel2",
+    "hz_channel3",
+    "hz_channel4",
+    "hz_channel5",
+    "hz_channel6",
+    "hz_channel7",
+];
+
+/// Each channel's frequency from its zero crossings, published every half second of audio as
+/// `hz_channel<n>`: with the host's test tone (a distinct pitch per channel) this shows that every
+/// channel arrived in its own place, i.e. that the Opus multistream layouts of both ends agree.
+#[derive(Default)]
+struct PitchMeter {
+    crossings: [u64; 8],
+    previous: [i16; 8],
+    frames: u64,
+}
+
+impl PitchMeter {
+    fn measure(&mut self, interleaved: &[i16], channels: usize, shared: &WorkerShared) {
+        let channels = channels.clamp(1, 8);
+        for frame in interleaved.chunks_exact(channels) {
+            for (c, &sample) in frame.iter().enumerate() {
+                if (sample >= 0) != (self.previous[c] >= 0) {
+                    self.crossings[c] += 1;
+                }
+                self.previous[c] = sample;
+            }
+        }
+        self.frames += (interleaved.len() / channels) as u64;
+        let window = u64::from(SAMPLE_RATE_HZ / 2);
+        if self.frames >= window {
+            for c in 0..channels {
+                // Two crossings per period.
+                let hz = self.crossings[c] * u64::from(SAMPLE_RATE_HZ) / (2 * self.frames);
+                shared.set(PITCH_NAMES[c], hz);
+            }
+            self.crossings = [0; 8];
+            self.frames = 0;
+        }
+    }
 }
 
 /// Root-mean-square of the first channel, rounded to whole sample units (0 = silence).
@@ -459,11 +508,17 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let decoded = wait_for(&receiver, "packets_decoded", 100, Duration::from_secs(10));
+        // 1.2 s of audio: at least two half-second pitch windows, the second without start-up effects.
+        let decoded = wait_for(&receiver, "packets_decoded", 240, Duration::from_secs(10));
         sender.stop();
         receiver.stop();
         let stats: Value = serde_json::from_str(&receiver.stats_json()).unwrap();
-        assert!(decoded >= 100, "{stats}");
+        assert!(decoded >= 240, "{stats}");
+        for (channel, name) in ["hz_channel0", "hz_channel1"].into_iter().enumerate() {
+            let expected = f64::from(crate::audio::tone::ToneSource::frequency_hz(channel));
+            let measured = stats[name].as_u64().unwrap_or(0) as f64;
+            assert!((measured / expected - 1.0).abs() < 0.05, "{name}: {stats}");
+        }
         assert_eq!(stats["decryption_failures"], 0, "{stats}");
         // The tone peaks at −12 dBFS (≈ 8231): its RMS is ≈ 5800, far from silence.
         assert!(
