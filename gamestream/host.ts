@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { X509Certificate } from "node:crypto";
 import { createAppCatalogue, DESKTOP_APP_ID } from "./apps.ts";
 import type { AppCatalogue } from "./apps.ts";
-import { CONTROL_TYPE, decodeClientMessage, terminationPayload } from "./control.ts";
+import { CONTROL_TYPE, decodeClientMessage, hdrModePayload, terminationPayload } from "./control.ts";
 import { startControlServer } from "./control_server.ts";
 import type { ControlConnection, ControlServer } from "./control_server.ts";
 import type { InputEvent } from "./input.ts";
@@ -501,6 +501,11 @@ export class GameStreamHost {
       case "idr_request":
       case "invalidate_refs": // no encoder here supports RFI, so invalidation becomes an IDR (as Sunshine does)
         session.video?.requestIdr();
+        return;
+      case "start_b":
+        // The client is ready for host messages: tell it the stream's dynamic range (always SDR here: no
+        // 10-bit encoder is offered), as Sunshine does once the video stream starts.
+        session.control?.send(CONTROL_TYPE.HDR_MODE, hdrModePayload(false));
         return;
       case "input":
         this.#inputEvents++;

@@ -97,6 +97,13 @@ Deno.test({
           assertEquals(status.stream.codec, "h264");
           assertEquals(status.session.fps, 60);
 
+          // After Start B the host states the dynamic range: SDR.
+          const hdr = await waitUntil(
+            "the HDR mode message",
+            () => client.control!.received.find((m) => m.type === 0x010e),
+          );
+          assertEquals(hdr!.payload[0], 0);
+
           client.control!.sendInput({ kind: "key", down: true, keyCode: 0x41, modifiers: 0, flags: 0 });
           await waitUntil(
             "key press in the recording backend",
