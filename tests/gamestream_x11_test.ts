@@ -1,6 +1,6 @@
 /**
  * Issue 4, "what Desktop shows": with `--x11-display` naming a reachable X server, a GameStream session
- * streams that display (XShm capture) and the client's mouse reaches it through XTest. A private Xvfb
+ * streams that display (XShm capture, scaled to the client's mode) and the client's mouse reaches it through XTest. A private Xvfb
  * stands in for the desktop; the pointer is read back from the X server itself.
  */
 import { assert, assertEquals } from "./assert.ts";
@@ -9,7 +9,7 @@ import { startGameStreamHost, submitPinWhenAsked, waitUntil } from "./gamestream
 import { GameStreamTestClient, xmlTag } from "./gamestream_client/client.ts";
 import { NativeCore } from "../host/native_abi.ts";
 
-const MODE = { width: 1280, height: 720, fps: 30, bitrateKbps: 8_000, packetSize: 1024 };
+const MODE = { width: 960, height: 540, fps: 30, bitrateKbps: 8_000, packetSize: 1024 };
 const BUTTON1_MASK = 1 << 8;
 
 Deno.test({
@@ -40,7 +40,9 @@ Deno.test({
         30_000,
         describe,
       );
-      assertEquals(client.video!.stats().width, 1280);
+      // The 1280×720 display arrives scaled to the client's 960×540 mode.
+      assertEquals(client.video!.stats().width, 960);
+      assertEquals(client.video!.stats().height, 540);
       assert(host.stderr().includes(`"video_source":"x11 ${xvfb.display}"`), describe());
 
       // Moonlight's absolute mouse is in the client's frame; the host scales it to the X screen.
