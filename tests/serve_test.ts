@@ -46,6 +46,33 @@ Deno.test("serve on loopback answers health, creates its state, and stops cleanl
   }
 });
 
+Deno.test("without --gamestream nothing listens on the GameStream ports and there is no stream", async () => {
+  const port = freePort();
+  const base = 30_000 + Math.floor(Math.random() * 20_000);
+  const host = spawnHost(["serve", "--mgmt-bind", `127.0.0.1:${port}`, "--gamestream-port", String(base)], {
+    PUNKTFUNK_GAMESTREAM_BIND: "127.0.0.1",
+  });
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/api/v1/health`, host);
+    // HTTPS, HTTP and RTSP (TCP); nvhttp's ports would answer at once if anything listened.
+    for (const tcpPort of [base - 5, base, base + 21]) {
+      let connected = false;
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port: tcpPort })).close();
+        connected = true;
+      } catch { /* refused, as it should be */ }
+      assert(!connected, `something listens on ${tcpPort}`);
+    }
+    const status = await (await fetch(`http://127.0.0.1:${port}/api/v1/status`)).json();
+    assertEquals([status.video_streaming, status.session, status.stream], [false, null, null]);
+    const idr = await fetch(`http://127.0.0.1:${port}/api/v1/session/idr`, { method: "POST" });
+    assertEquals(idr.status, 409);
+    await idr.body?.cancel();
+  } finally {
+    await host.cleanup();
+  }
+});
+
 Deno.test("serve off loopback without a token refuses to start and says how to set one", async () => {
   const host = spawnHost(["serve", "--mgmt-bind", `0.0.0.0:${freePort()}`]);
   try {
