@@ -79,7 +79,13 @@ export class X11InputInjector implements InputInjector {
 
   /** Connects to `display` (off the JS thread); rejects with the reason when there is no X server or XTEST. */
   static async open(native: NativeCore, display: string, log?: Logger): Promise<X11InputInjector> {
-    return new X11InputInjector(await native.openX11Input(display), display, log);
+    const handle = await native.openX11Input(display);
+    try {
+      return new X11InputInjector(handle, display, log);
+    } catch (error) {
+      handle.close();
+      throw error;
+    }
   }
 
   inject(event: InputEvent): void {

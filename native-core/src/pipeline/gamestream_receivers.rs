@@ -382,10 +382,12 @@ impl PitchMeter {
         self.frames += (interleaved.len() / channels) as u64;
         let window = u64::from(SAMPLE_RATE_HZ / 2);
         if self.frames >= window {
-            for c in 0..channels {
+            for (name, crossings) in PITCH_NAMES.iter().zip(self.crossings).take(channels) {
                 // Two crossings per period.
-                let hz = self.crossings[c] * u64::from(SAMPLE_RATE_HZ) / (2 * self.frames);
-                shared.set(PITCH_NAMES[c], hz);
+                shared.set(
+                    name,
+                    crossings * u64::from(SAMPLE_RATE_HZ) / (2 * self.frames),
+                );
             }
             self.crossings = [0; 8];
             self.frames = 0;
