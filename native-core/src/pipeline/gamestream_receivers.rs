@@ -182,26 +182,9 @@ pub fn start_gs_video_receiver(config: GsVideoReceiverConfig) -> Result<Worker, 
     let socket = config.link.open()?;
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
     Worker::spawn("pf-gs-video-rx", port, move |shared| {
-        let mut pinger = Pinger::new(config.link.ping_payload);
-        let mut impairment = Impairment::new(config.link.loss_ppm, config.link.loss_seed);
         let mut chain = FrameChain::default();
-        let mut buf = vec![0u8; 65_536];
-        while !shared.stopping() {
-            pinger.tick(&socket, shared);
-            let len = match receive(&socket, &mut buf) {
-                Ok(Some(len)) => len,
-                Ok(None) => continue,
-                Err(error) => {
-                    shared.event("error", &[("message", error.into())]);
-                    return;
-                }
-            };
-            shared.add("datagrams_received", 1);
-            if impairment.should_drop() {
-                shared.add("datagrams_dropped_impairment", 1);
-                continue;
-            }
-            if let Ok(Some(frame)) = depacketizer.push(&buf[..len]) {
+        receive_loop(&socket, &config.link, 65_536, shared, |datagram| {
+            if let Ok(Some(frame)) = depacketizer.push(datagram) {
                 chain.accept(&frame, &mut decoder, shared);
             }
             let stats = depacketizer.stats();
@@ -209,7 +192,7 @@ pub fn start_gs_video_receiver(config: GsVideoReceiverConfig) -> Result<Worker, 
             shared.set("malformed", stats.malformed);
             shared.set("authentication_failures", stats.authentication_failures);
             shared.set("frames_dropped_incomplete", stats.frames_dropped);
-        }
+        });
     })
 }
 
@@ -295,28 +278,11 @@ pub fn start_gs_audio_receiver(config: GsAudioReceiverConfig) -> Result<Worker, 
     let socket = config.link.open()?;
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
     Worker::spawn("pf-gs-audio-rx", port, move |shared| {
-        let mut pinger = Pinger::new(config.link.ping_payload);
-        let mut impairment = Impairment::new(config.link.loss_ppm, config.link.loss_seed);
         let mut pcm = vec![0i16; MAX_FRAME_SAMPLES_PER_CHANNEL * channels];
-        let mut buf = vec![0u8; 2048];
         let mut pitch = PitchMeter::default();
-        while !shared.stopping() {
-            pinger.tick(&socket, shared);
-            let len = match receive(&socket, &mut buf) {
-                Ok(Some(len)) => len,
-                Ok(None) => continue,
-                Err(error) => {
-                    shared.event("error", &[("message", error.into())]);
-                    return;
-                }
-            };
-            shared.add("datagrams_received", 1);
-            if impairment.should_drop() {
-                shared.add("datagrams_dropped_impairment", 1);
-                continue;
-            }
-            let Ok(packets) = depacketizer.push(&buf[..len]) else {
-                continue;
+        receive_loop(&socket, &config.link, 2048, shared, |datagram| {
+            let Ok(packets) = depacketizer.push(datagram) else {
+                return;
             };
             for packet in packets {
                 shared.add(
@@ -343,8 +309,39 @@ pub fn start_gs_audio_receiver(config: GsAudioReceiverConfig) -> Result<Worker, 
             let stats = depacketizer.stats();
             shared.set("malformed", stats.malformed);
             shared.set("decryption_failures", stats.decryption_failures);
-        }
+        });
     })
+}
+
+/// What both receivers do per datagram before their own work: ping the host, receive (an error ends
+/// the session), count, apply the receive-side loss impairment, then hand the datagram on.
+fn receive_loop(
+    socket: &UdpSocket,
+    link: &GsReceiverLink,
+    buffer_bytes: usize,
+    shared: &WorkerShared,
+    mut on_datagram: impl FnMut(&[u8]),
+) {
+    let mut pinger = Pinger::new(link.ping_payload);
+    let mut impairment = Impairment::new(link.loss_ppm, link.loss_seed);
+    let mut buf = vec![0u8; buffer_bytes];
+    while !shared.stopping() {
+        pinger.tick(socket, shared);
+        let len = match receive(socket, &mut buf) {
+            Ok(Some(len)) => len,
+            Ok(None) => continue,
+            Err(error) => {
+                shared.event("error", &[("message", error.into())]);
+                return;
+            }
+        };
+        shared.add("datagrams_received", 1);
+        if impairment.should_drop() {
+            shared.add("datagrams_dropped_impairment", 1);
+            continue;
+        }
+        on_datagram(&buf[..len]);
+    }
 }
 
 const PITCH_NAMES: [&str; 8] = [
