@@ -53,6 +53,9 @@ Options:
   --mgmt-token TOKEN       bearer token (env PUNKTFUNK_MGMT_TOKEN; at least 16 characters)
   --mgmt-token-file PATH   read the token from PATH (env PUNKTFUNK_MGMT_TOKEN_FILE;
                            default <config dir>/mgmt-token when that file exists)
+  --mgmt-allowed-host NAME another name the management API answers to, besides localhost,
+                           127.0.0.0/8, [::1], the bound address and this machine's hostname(.local)
+                           (repeatable; env PUNKTFUNK_MGMT_ALLOWED_HOSTS, comma-separated)
   --gamestream             serve stock Moonlight clients (env PUNKTFUNK_GAMESTREAM=1): HTTP 47989,
                            HTTPS 47984, RTSP 48010, UDP 47998-48000, mDNS _nvstream._tcp
   --gamestream-port PORT   Moonlight's HTTP port; the others keep their offsets
@@ -160,6 +163,7 @@ async function serveCommand(args: string[]): Promise<number> {
     "mgmt-bind": { type: "string" },
     "mgmt-token": { type: "string" },
     "mgmt-token-file": { type: "string" },
+    "mgmt-allowed-host": { type: "string", multiple: true },
     gamestream: { type: "boolean" },
     "gamestream-port": { type: "string" },
     "x11-display": { type: "string" },
@@ -171,12 +175,20 @@ async function serveCommand(args: string[]): Promise<number> {
     mgmtBind: values["mgmt-bind"],
     mgmtToken: values["mgmt-token"],
     mgmtTokenFile: values["mgmt-token-file"],
+    mgmtAllowedHosts: values["mgmt-allowed-host"] as string[] | undefined,
     logLevel: values["log-level"],
     gamestream: values.gamestream,
     gamestreamPort: values["gamestream-port"],
     x11Display: values["x11-display"],
   }, Deno.env.toObject());
   log.configure({ level: config.logLevel });
+  if (config.mgmtTokenSource === "flag") {
+    // Never the token itself: only where it is exposed and what to use instead.
+    log.warn(
+      "--mgmt-token is visible to every local user in /proc/<pid>/cmdline and `ps`; pass the token " +
+        "with --mgmt-token-file, <config dir>/mgmt-token or the PUNKTFUNK_MGMT_TOKEN environment variable",
+    );
+  }
   const host = await startHost(config, log);
   host.lifecycle.installSignalHandlers();
   // Runs until a signal: the handlers shut down and exit.

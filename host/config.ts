@@ -21,6 +21,8 @@ export interface ServeFlags {
   mgmtBind?: string;
   mgmtToken?: string;
   mgmtTokenFile?: string;
+  /** `--mgmt-allowed-host`, repeatable. */
+  mgmtAllowedHosts?: string[];
   logLevel?: string;
   gamestream?: boolean;
   gamestreamPort?: string;
@@ -30,6 +32,7 @@ export interface ServeFlags {
 export interface FileConfig {
   mgmt_bind?: string;
   mgmt_token_file?: string;
+  mgmt_allowed_hosts?: string[];
   log_level?: string;
 }
 
@@ -40,6 +43,11 @@ export interface ServeConfig {
   mgmtTokenSource: "flag" | "env" | "file" | "none";
   mgmtToken?: string;
   mgmtTokenFile?: string;
+  /**
+   * Extra names the management API answers to (besides loopback names, the bound address and the
+   * machine's hostname): what the operator types in a browser to reach it, e.g. a LAN DNS name.
+   */
+  mgmtAllowedHosts: string[];
   logLevel: LogLevel;
   gamestream: {
     enabled: boolean;
@@ -65,7 +73,36 @@ export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-const FILE_KEYS = new Set(["mgmt_bind", "mgmt_token_file", "log_level"]);
+const FILE_KEYS: Record<string, "string" | "string[]"> = {
+  mgmt_bind: "string",
+  mgmt_token_file: "string",
+  mgmt_allowed_hosts: "string[]",
+  log_level: "string",
+};
+
+/** Longest DNS name (RFC 1035); also bounds what an allowed-host entry may be. */
+const MAX_HOST_NAME_LENGTH = 253;
+const HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$/;
+const IPV6 = /^\[?([0-9a-f:.]+)\]?$/;
+
+/**
+ * One `--mgmt-allowed-host` / `mgmt_allowed_hosts` entry: a DNS name or an IP address, no port (any
+ * port is accepted), no wildcard. Returned lower-cased, IPv6 in brackets.
+ */
+export function parseAllowedHost(text: string): string {
+  const name = text.trim().toLowerCase();
+  const ipv6 = name.includes(":") ? IPV6.exec(name) : null;
+  if (ipv6 && (ipv6[1].match(/:/g) ?? []).length >= 2 && URL.canParse(`http://[${ipv6[1]}]/`)) {
+    return `[${ipv6[1]}]`;
+  }
+  if (name.length === 0 || name.length > MAX_HOST_NAME_LENGTH || !HOST_NAME.test(name)) {
+    throw new Error(
+      `invalid allowed host "${text}" (expected a DNS name or IP address without port or wildcard, ` +
+        `e.g. punktfunk.lan or 192.168.1.20)`,
+    );
+  }
+  return name;
+}
 
 /** Parses `config.json`; unknown keys and wrong types are errors, never silently ignored. */
 export function parseFileConfig(text: string, path: string): FileConfig {
@@ -79,8 +116,14 @@ export function parseFileConfig(text: string, path: string): FileConfig {
     throw new Error(`config file ${path} must hold a JSON object`);
   }
   for (const [key, entry] of Object.entries(value)) {
-    if (!FILE_KEYS.has(key)) throw new Error(`config file ${path}: unknown key "${key}"`);
-    if (typeof entry !== "string") throw new Error(`config file ${path}: "${key}" must be a string`);
+    const type = Object.hasOwn(FILE_KEYS, key) ? FILE_KEYS[key] : undefined;
+    if (type === undefined) throw new Error(`config file ${path}: unknown key "${key}"`);
+    if (type === "string" && typeof entry !== "string") {
+      throw new Error(`config file ${path}: "${key}" must be a string`);
+    }
+    if (type === "string[]" && !(Array.isArray(entry) && entry.every((item) => typeof item === "string"))) {
+      throw new Error(`config file ${path}: "${key}" must be an array of strings`);
+    }
   }
   return value as FileConfig;
 }
@@ -123,12 +166,16 @@ export function resolveServeConfig(input: {
         `(for example: openssl rand -hex 32)`,
     );
   }
+  const envHosts = env.PUNKTFUNK_MGMT_ALLOWED_HOSTS?.split(",").filter((name) => name.trim() !== "");
+  const allowedHosts = flags.mgmtAllowedHosts?.length ? flags.mgmtAllowedHosts : envHosts ??
+    file.mgmt_allowed_hosts ?? [];
   return {
     configDir,
     mgmtBind: parseBindAddress(bindText),
     mgmtToken,
     mgmtTokenSource,
     mgmtTokenFile: mgmtTokenSource === "file" ? tokenFile : undefined,
+    mgmtAllowedHosts: [...new Set(allowedHosts.map(parseAllowedHost))],
     logLevel: parseLogLevel(logText),
     gamestream: resolveGameStream(flags, env),
   };

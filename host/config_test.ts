@@ -3,6 +3,7 @@ import fc from "fast-check";
 import {
   DEFAULT_MGMT_BIND,
   isLoopbackHost,
+  parseAllowedHost,
   parseBindAddress,
   parseFileConfig,
   resolveConfigDir,
@@ -108,4 +109,63 @@ Deno.test("fuzz: parseFileConfig never throws anything but a descriptive Error",
     }),
     { numRuns: 1000 },
   );
+});
+
+Deno.test("allowed hosts: flag > env (comma-separated) > file > none, validated and lower-cased", () => {
+  const file: FileConfig = { mgmt_allowed_hosts: ["File.lan"] };
+  const env = { PUNKTFUNK_MGMT_ALLOWED_HOSTS: "env.lan, 192.168.1.20,," };
+  assertEquals(resolve({}).mgmtAllowedHosts, []);
+  assertEquals(resolve({}, {}, file).mgmtAllowedHosts, ["file.lan"]);
+  assertEquals(resolve({}, env, file).mgmtAllowedHosts, ["env.lan", "192.168.1.20"]);
+  assertEquals(
+    resolve({ mgmtAllowedHosts: ["a.lan", "A.lan", "fe80::1"] }, env, file).mgmtAllowedHosts,
+    ["a.lan", "[fe80::1]"],
+  );
+  assertEquals(resolve({ mgmtAllowedHosts: [] }, env, file).mgmtAllowedHosts, ["env.lan", "192.168.1.20"]);
+  assertThrows(() => resolve({ mgmtAllowedHosts: ["evil.example:80"] }), /invalid allowed host/);
+  assertThrows(() => resolve({}, {}, { mgmt_allowed_hosts: ["*"] }), /invalid allowed host "\*"/);
+});
+
+Deno.test("parseAllowedHost: names and addresses pass; ports, wildcards, URLs and junk do not", () => {
+  for (
+    const [text, expected] of [["punktfunk.lan", "punktfunk.lan"], ["Host_1.", "host_1."], ["[::1]", "[::1]"]]
+  ) {
+    assertEquals(parseAllowedHost(text), expected);
+  }
+  for (
+    const bad of [
+      "",
+      "*",
+      "*.lan",
+      "a.lan:47990",
+      "http://a.lan",
+      "a..lan",
+      "-a.lan",
+      "a b",
+      "aa:bb:cc",
+      "x".repeat(254),
+    ]
+  ) {
+    assertThrows(() => parseAllowedHost(bad), /invalid allowed host/, bad);
+  }
+  fc.assert(
+    fc.property(fc.string({ maxLength: 60 }), (text) => {
+      try {
+        const name = parseAllowedHost(text);
+        return !/[\s/@*]/.test(name) && name === name.toLowerCase();
+      } catch (error) {
+        return error instanceof Error && error.message.includes("invalid allowed host");
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("config file: mgmt_allowed_hosts must be an array of strings", () => {
+  assertEquals(parseFileConfig('{"mgmt_allowed_hosts":["a.lan"]}', "/c.json"), {
+    mgmt_allowed_hosts: ["a.lan"],
+  });
+  assertThrows(() => parseFileConfig('{"mgmt_allowed_hosts":"a.lan"}', "/c.json"), /array of strings/);
+  assertThrows(() => parseFileConfig('{"mgmt_allowed_hosts":[1]}', "/c.json"), /array of strings/);
+  assertThrows(() => parseFileConfig('{"__proto__":"x"}', "/c.json"), /unknown key/);
 });

@@ -196,7 +196,7 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
       compositors: () => [], // no virtual-display backend exists yet: nothing to offer
       gamestream: gamestreamControl,
       native: idleNativeControl(nativeStore),
-    });
+    }, { bindHost: config.mgmtBind.host, allowedHosts: config.mgmtAllowedHosts });
     const server = await startMgmtServer({
       host: config.mgmtBind.host,
       port: config.mgmtBind.port,

@@ -66,7 +66,8 @@ export class ApiBuilder {
   readonly app: OpenAPIHono;
   readonly #patterns: RoutePattern[] = [];
 
-  constructor(readonly token: string | undefined, readonly log: Logger) {
+  /** `guards` run before auth and routing, in order (Host/Origin/body checks from `app.ts`). */
+  constructor(readonly token: string | undefined, readonly log: Logger, guards: MiddlewareHandler[] = []) {
     this.app = new OpenAPIHono({
       defaultHook: (result, c) => {
         if (result.success) return;
@@ -78,6 +79,7 @@ export class ApiBuilder {
         return c.json(errorBody(`invalid ${result.target}: ${issues.join("; ")}`), status);
       },
     });
+    for (const guard of guards) this.app.use("*", guard);
     this.app.use("*", this.#authMiddleware());
     this.app.notFound((c) => this.#notFoundOrWrongMethod(c));
     this.app.onError((error, c) => {

@@ -4,6 +4,7 @@ import Ajv2020 from "ajv/dist/2020.js";
 import { createMgmtApp, serializeOpenApi } from "./app.ts";
 import { fakeDeps } from "./test_deps.ts";
 import { bearerToken, tokenMatches } from "./api_builder.ts";
+import { MAX_BODY_BYTES } from "./request_guard.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -334,4 +335,150 @@ Deno.test("bearerToken and tokenMatches", () => {
   assert(tokenMatches("same-token", "same-token"));
   assert(!tokenMatches("same-token", "same-tokeN"));
   assert(!tokenMatches("", "x"));
+});
+
+/** A request as Deno.serve would build it: the URL's authority is the Host header. */
+function hostRequest(host: string, path: string, init: RequestInit = {}): Request {
+  const headers = new Headers(init.headers);
+  headers.set("host", host);
+  return new Request(`http://${host}${path}`, { ...init, headers });
+}
+
+Deno.test("Host allow-list: a foreign name gets 421 before auth, loopback and configured names pass", async () => {
+  const { deps, state } = fakeDeps(TOKEN);
+  const mgmt = createMgmtApp(deps, { bindHost: "127.0.0.1", hostname: "gamer-pc", allowedHosts: ["tv.lan"] });
+  for (const host of ["evil.example:47990", "evil.example", "127.0.0.1.evil.example:47990"]) {
+    const response = await mgmt.app.request(hostRequest(host, "/api/v1/status"));
+    assertEquals(response.status, 421, host);
+    const body = await response.json();
+    assertEquals(Object.keys(body), ["error"]);
+    assertMatch(body.error, /not a name of this host/);
+  }
+  // Even the open health route is refused: a rebinding page learns nothing.
+  assertEquals((await mgmt.app.request(hostRequest("evil.example", "/api/v1/health"))).status, 421);
+  assertEquals(mgmt.refusals(), { host: 4, origin: 0, body_too_large: 0 });
+  for (
+    const host of ["127.0.0.1:47990", "localhost:47990", "[::1]:47990", "gamer-pc.local:47990", "TV.lan:1"]
+  ) {
+    const response = await mgmt.app.request(hostRequest(host, "/api/v1/status", { headers: AUTH }));
+    assertEquals(response.status, 200, host);
+    await response.body?.cancel();
+  }
+  const warnings = state.logLines.map((line) => JSON.parse(line)).filter((l) => l.level === "warn");
+  assert(warnings.some((l) => l.reason === "host" && /evil\.example/.test(l.detail)), "refusals are logged");
+});
+
+Deno.test("Origin: a cross-origin POST is refused with 403 and changes nothing; same-origin and none pass", async () => {
+  const { deps, state } = fakeDeps(undefined);
+  const mgmt = createMgmtApp(deps);
+  state.pinPending = true;
+  const pin = (origin?: string) =>
+    mgmt.app.request(hostRequest("127.0.0.1:47990", "/api/v1/pair/pin", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(origin ? { origin } : {}) },
+      body: '{"pin":"1234"}',
+    }));
+  for (const origin of ["http://evil.example", "http://127.0.0.1:8080", "https://127.0.0.1:47990", "null"]) {
+    const response = await pin(origin);
+    assertEquals(response.status, 403, origin);
+    assertMatch((await response.json()).error, /cross-origin/);
+  }
+  const deleted = await mgmt.app.request(
+    hostRequest("127.0.0.1:47990", "/api/v1/session", {
+      method: "DELETE",
+      headers: { origin: "http://evil.example" },
+    }),
+  );
+  assertEquals(deleted.status, 403);
+  await deleted.body?.cancel();
+  assertEquals([state.submittedPins, state.stopRequests], [[], 0]);
+  assertEquals(mgmt.refusals().origin, 5);
+
+  assertEquals((await pin("http://127.0.0.1:47990")).status, 204, "same-origin (the future console)");
+  state.pinPending = true;
+  assertEquals((await pin()).status, 204, "no Origin (curl, CLI)");
+  assertEquals(state.submittedPins, ["1234", "1234"]);
+});
+
+/** A body stream of `total` bytes in 64 KiB chunks that records how much was pulled and whether it was cancelled. */
+function countingBody(total: number) {
+  const chunk = new Uint8Array(65536).fill(0x20);
+  const seen = { pulled: 0, cancelled: false };
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (seen.pulled >= total) return controller.close();
+      seen.pulled += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+    cancel() {
+      seen.cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { stream, seen };
+}
+
+Deno.test("body limit: a declared 100 MB body is refused with 413 without reading a byte", async () => {
+  const { deps, state } = fakeDeps(undefined);
+  const mgmt = createMgmtApp(deps);
+  state.pinPending = true;
+  const { stream, seen } = countingBody(100 * 1024 * 1024);
+  const response = await mgmt.app.request(hostRequest("127.0.0.1:47990", "/api/v1/pair/pin", {
+    method: "POST",
+    headers: { "content-type": "application/json", "content-length": String(100 * 1024 * 1024) },
+    body: stream,
+  }));
+  assertEquals(response.status, 413);
+  assertEquals(await response.json(), { error: `request body exceeds ${MAX_BODY_BYTES} bytes` });
+  assertEquals(seen.pulled, 0);
+  assertEquals(mgmt.refusals().body_too_large, 1);
+  assertEquals(state.submittedPins, []);
+});
+
+Deno.test("body limit: a chunked body is counted as it streams and cancelled past the limit", async () => {
+  const { deps, state } = fakeDeps(TOKEN);
+  const mgmt = createMgmtApp(deps);
+  state.pinPending = true;
+  const { stream, seen } = countingBody(100 * 1024 * 1024);
+  const response = await mgmt.app.request(hostRequest("127.0.0.1:47990", "/api/v1/pair/pin", {
+    method: "POST",
+    headers: JSON_AUTH,
+    body: stream,
+  }));
+  assertEquals(response.status, 413);
+  assertMatch((await response.json()).error, /exceeds 4096 bytes/);
+  assert(seen.pulled <= MAX_BODY_BYTES + 65536, `read ${seen.pulled} bytes`);
+  assert(seen.cancelled, "the rest of the body is cancelled, not drained");
+  assertEquals(state.submittedPins, []);
+});
+
+Deno.test("body limit: exactly the limit reaches the route, one byte more does not", async () => {
+  const { deps, state } = fakeDeps(TOKEN);
+  const mgmt = createMgmtApp(deps);
+  const json = '{"pin":"0042"}';
+  for (const [size, status] of [[MAX_BODY_BYTES, 204], [MAX_BODY_BYTES + 1, 413]] as const) {
+    state.pinPending = true;
+    const body = json + " ".repeat(size - json.length);
+    for (const declared of [true, false]) {
+      state.pinPending = true;
+      const headers = { ...JSON_AUTH, ...(declared ? { "content-length": String(size) } : {}) };
+      const response = await mgmt.app.request(
+        hostRequest("localhost:47990", "/api/v1/pair/pin", { method: "POST", headers, body }),
+      );
+      assertEquals(response.status, status, `${size} bytes, content-length ${declared}`);
+      await response.body?.cancel();
+    }
+  }
+  assertEquals(state.submittedPins, ["0042", "0042"]);
+});
+
+Deno.test("refusals are counted one by one but logged at 1, 2, 4, 8 … so a flood cannot fill the log", async () => {
+  const { deps, state } = fakeDeps(undefined);
+  const mgmt = createMgmtApp(deps);
+  for (let i = 0; i < 100; i++) {
+    const response = await mgmt.app.request(hostRequest("evil.example", "/api/v1/status"));
+    await response.body?.cancel();
+  }
+  assertEquals(mgmt.refusals().host, 100);
+  const logged = state.logLines.map((line) => JSON.parse(line)).filter((l) => l.reason === "host");
+  assertEquals(logged.map((l) => l.count), [1, 2, 4, 8, 16, 32, 64]);
 });
