@@ -52,12 +52,38 @@ function readText(path: string): string {
   }
 }
 
-/** Writes owner-only (0600) via a temp file and rename, so a crash never leaves half a file. */
+/**
+ * Writes owner-only (0600) so that after a crash or power loss the file holds either the old or the
+ * new content, never half or none: write a new temp file, fsync it, rename it over the target, fsync
+ * the directory (the rename itself lives in the directory's metadata).
+ */
 export function writeSecretFile(path: string, content: string): void {
   const temp = `${path}.tmp-${crypto.randomUUID()}`;
-  Deno.writeTextFileSync(temp, content, { mode: 0o600 });
-  Deno.chmodSync(temp, 0o600);
-  Deno.renameSync(temp, path);
+  try {
+    // createNew (O_EXCL): never follows a symlink planted at the temp name.
+    const file = Deno.openSync(temp, { write: true, createNew: true, mode: 0o600 });
+    try {
+      Deno.chmodSync(temp, 0o600); // the umask may only have narrowed it; make it exact
+      const bytes = new TextEncoder().encode(content);
+      for (let written = 0; written < bytes.length;) written += file.writeSync(bytes.subarray(written));
+      file.syncSync();
+    } finally {
+      file.close();
+    }
+    Deno.renameSync(temp, path);
+  } catch (error) {
+    try {
+      Deno.removeSync(temp);
+    } catch { /* never created, or already renamed */ }
+    throw error;
+  }
+  const slash = path.lastIndexOf("/");
+  const directory = Deno.openSync(slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".", { read: true });
+  try {
+    directory.syncSync();
+  } finally {
+    directory.close();
+  }
 }
 
 /** Creates the config dir owner-only; tightens an existing one that others can read. */

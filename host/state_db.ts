@@ -32,6 +32,27 @@ export class StateDbError extends Error {
   override name = "StateDbError";
 }
 
+/**
+ * Creates the database file 0600 (whatever the umask) before SQLite opens it, and tightens one that
+ * exists. SQLite creates `-wal` and `-shm` with the database file's mode, so they follow; an empty
+ * file is a valid new database.
+ */
+function createOwnerOnly(path: string): void {
+  Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 }).close();
+  Deno.chmodSync(path, 0o600);
+}
+
+/** `-wal`/`-shm` left by an older build may be wider than 0600; SQLite keeps their mode, so fix it. */
+function tightenCompanions(path: string): void {
+  for (const suffix of ["-wal", "-shm"]) {
+    try {
+      Deno.chmodSync(path + suffix, 0o600);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+}
+
 export class StateDb {
   readonly #db: DatabaseSync;
   #inTransaction = false;
@@ -44,8 +65,10 @@ export class StateDb {
   static open(path: string, migrations: readonly string[] = MIGRATIONS): StateDb {
     let db: DatabaseSync | undefined;
     try {
+      createOwnerOnly(path);
       db = new DatabaseSync(path);
       db.exec("PRAGMA journal_mode = WAL");
+      tightenCompanions(path);
       db.exec("PRAGMA foreign_keys = ON");
       // Waits out a concurrent writer (e.g. a CLI subcommand) instead of failing at once.
       db.exec("PRAGMA busy_timeout = 5000");
