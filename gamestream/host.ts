@@ -287,9 +287,11 @@ export class GameStreamHost {
           sourceIp: request.sourceIp,
           overHttps: request.https,
           clientCertPaired: request.clientPaired,
+          closed: request.closed,
         });
       case "/unpair":
-        this.pairing.cancel(request.query.get("uniqueid") ?? "");
+        // Never ends a pairing ceremony: nothing in the request proves it comes from that ceremony's client
+        // (see "Pairing defences" in docs/architecture.md). The ceremony ends by itself.
         return ok(renderUnpair());
       case "/applist":
         return ok(renderAppList(this.apps.apps));
