@@ -367,12 +367,21 @@ export class GameStreamPairing {
     // A user who abandoned a ceremony simply starts again from the same device, so a valid phase 1 from the
     // ceremony's own address replaces it instead of failing.
     if (existing) this.#drop(existing, failure(400, "Superseded by a new pairing request"), "superseded");
+    const fromSameIp = [...this.#ceremonies.values()].filter((c) => c.sourceIp === sourceIp);
+    if (fromSameIp.length >= this.#maxPendingPerIp) {
+      // A ceremony past the PIN whose client went quiet was abandoned (Moonlight stops at phase 3 after a
+      // wrong PIN, and its plain-HTTP /unpair ends nothing): a new phase 1 from the same address, which could
+      // end it with an out-of-order call anyway, takes its place. One still waiting for the PIN stays.
+      const abandoned = fromSameIp.find((c) => c.expecting !== "pin");
+      if (!abandoned) return failure(503, "A pairing request from this address is already in progress");
+      this.#drop(
+        abandoned,
+        failure(400, "Superseded by a new pairing request"),
+        "superseded by a new pairing request from its address",
+      );
+    }
     if (this.#ceremonies.size >= this.#maxPending) {
       return failure(503, "Too many pairing requests in progress; try again later");
-    }
-    const fromSameIp = [...this.#ceremonies.values()].filter((c) => c.sourceIp === sourceIp).length;
-    if (fromSameIp >= this.#maxPendingPerIp) {
-      return failure(503, "A pairing request from this address is already in progress");
     }
     const id = toHex(this.#randomBytes(CEREMONY_ID_BYTES)).toLowerCase();
     if (id.length !== CEREMONY_ID_BYTES * 2) throw new RangeError("randomBytes returned the wrong length");

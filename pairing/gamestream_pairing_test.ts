@@ -303,6 +303,40 @@ Deno.test("pairing: a ceremony that received a wrong PIN cannot be completed by 
   assertEquals(paired.length, 1);
 });
 
+Deno.test("pairing: a ceremony past the PIN gives way to a new phase 1 from its own address only", async () => {
+  const { host, paired } = newHost();
+  const wrong = freshPin();
+  const quitter = new ManualClient(host, "0", "Q", { ...HTTP, sourceIp: "10.0.0.7" });
+  const held = quitter.phase1();
+  deliver(host, wrong);
+  await held;
+  await quitter.phase2();
+  await quitter.phase3();
+  // The client saw the wrong PIN and stopped; another device behind the same address starts pairing.
+  const pin = freshPin();
+  const stranger = new ManualClient(host, pin, "S", { ...HTTP, sourceIp: "10.0.0.8" });
+  const heldStranger = stranger.phase1();
+  assertEquals(host.waitingCeremonies().map((c) => c.sourceIp), ["10.0.0.8"]);
+  const neighbour = new ManualClient(host, pin, "N", { ...HTTP, sourceIp: "10.0.0.7" });
+  const heldNeighbour = neighbour.phase1();
+  assertFailure(await quitter.phase4(), 400, /^Invalid uniqueid$/);
+  // But a waiting ceremony from that address is not replaced by another uniqueid from it.
+  assertFailure(
+    await new ManualClient(host, "0", "M", { ...HTTP, sourceIp: "10.0.0.7" }).phase1(),
+    503,
+    /already in progress/,
+  );
+  const [, neighbourCeremony] = host.waitingCeremonies();
+  deliver(host, pin, neighbourCeremony.id);
+  await heldNeighbour;
+  await neighbour.phase2();
+  await neighbour.phase3();
+  assertEquals(tag((await neighbour.phase4()).body, "paired"), "1");
+  assertEquals(paired.map((c) => c.uniqueId), ["N"]);
+  host.close();
+  assertFailure(await heldStranger, 503, /shutting down/);
+});
+
 Deno.test("pairing: phases 2–4 from another address are refused and leave the ceremony intact", async () => {
   const { host, paired } = newHost();
   const pin = freshPin();
