@@ -87,8 +87,11 @@ Deno.test("POST /pair/pin: several waiting and none named is 409 naming them; na
   assertEquals(response.status, 409);
   assertMatch((await response.json()).error, /already delivered/);
   assertEquals(state.submittedTo, [VICTIM.id]);
-  response = await submit(app, { pin: "5338", ceremony_id: 5 });
-  assertEquals(response.status, 422);
+  for (const ceremony_id of [5, "f".repeat(65)]) {
+    response = await submit(app, { pin: "5338", ceremony_id });
+    assertEquals(response.status, 422);
+    await response.body?.cancel();
+  }
 });
 
 Deno.test("POST /pair/pin: a well-formed PIN of any length 1–16 reaches the ceremony (not a false 'none waits')", async () => {

@@ -157,7 +157,8 @@ export const PairingStatusSchema = z.object({
 
 export const SubmitPinSchema = z.object({
   pin: z.string().openapi({ description: "1–16 ASCII digits (Moonlight shows 4).", example: "1234" }),
-  ceremony_id: z.string().optional().openapi({
+  // Ids are 24 hex digits; 64 leaves room for a longer id later and bounds what an error message echoes.
+  ceremony_id: z.string().max(64).optional().openapi({
     description: "The ceremony (`id` from `GET /api/v1/pair`) the PIN is for. Required when more than " +
       "one ceremony waits; without it the PIN goes to the only waiting ceremony.",
     example: "3f9c0a1b2c3d4e5f60718293",

@@ -240,6 +240,12 @@ Deno.test({
           assertEquals(xmlStatus(await result.client!.httpsGet("/applist")), 200);
           assertEquals(await applistStatus(stranger), 401);
           assertEquals(await pairedCount(), 2);
+          const warnings = host.stderr().split("\n").filter((line) =>
+            line.includes("pairing request for a ceremony of another address refused")
+          );
+          // One phase 1 and three later phases while the victim waited, three before each of its phases 2–4.
+          assertEquals(warnings.length, 13, describe());
+          assert(warnings.every((line) => line.includes('"source":"127.0.0.6"')), warnings.join("\n"));
         },
       );
 
