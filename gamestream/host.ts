@@ -282,14 +282,28 @@ export class GameStreamHost {
           uniqueIdQueryPresent: request.query.has("uniqueid"),
           localAddress: request.localAddress,
         }));
-      case "/pair":
-        return await this.pairing.handle(request.query, {
+      case "/pair": {
+        const before = this.pairing.refusals();
+        const reply = this.pairing.handle(request.query, {
           sourceIp: request.sourceIp,
           overHttps: request.https,
           clientCertPaired: request.clientPaired,
+          closed: request.closed,
         });
+        // handle() decides synchronously; a stranger reaching for someone else's ceremony is worth a line.
+        const after = this.pairing.refusals();
+        if (
+          after.foreignAddress > before.foreignAddress || after.supersedeRefused > before.supersedeRefused
+        ) {
+          this.options.log.warn("pairing request for a ceremony of another address refused", {
+            source: request.sourceIp,
+          });
+        }
+        return await reply;
+      }
       case "/unpair":
-        this.pairing.cancel(request.query.get("uniqueid") ?? "");
+        // Never ends a pairing ceremony: nothing in the request proves it comes from that ceremony's client
+        // (see "Pairing defences" in docs/architecture.md). The ceremony ends by itself.
         return ok(renderUnpair());
       case "/applist":
         return ok(renderAppList(this.apps.apps));

@@ -25,6 +25,8 @@ export interface NvHttpRequest {
   clientFingerprint: string | null;
   /** True only over HTTPS with a pinned certificate (every routed HTTPS request). */
   clientPaired: boolean;
+  /** Aborted when the connection closes before the reply is written (a held pairing phase 1 ends then). */
+  closed: AbortSignal;
 }
 
 export interface NvHttpReply {
@@ -52,7 +54,7 @@ export interface NvHttpServers {
 
 /** Decides what an arriving request gets before a handler sees it (pure, for tests). */
 export function gateRequest(
-  request: Omit<NvHttpRequest, "query" | "clientPaired"> & { clientPaired: boolean },
+  request: Omit<NvHttpRequest, "query" | "clientPaired" | "closed"> & { clientPaired: boolean },
   target: string,
 ): { ok: true; query: QueryParams } | { ok: false; reply: NvHttpReply } {
   if (request.https && !request.clientPaired) {
@@ -102,6 +104,10 @@ export async function startNvHttpServers(options: NvHttpServerOptions): Promise<
   const serve = (overHttps: boolean) => async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const target = req.url ?? "/";
     const path = target.split("?")[0];
+    const closed = new AbortController();
+    res.once("close", () => {
+      if (!res.writableEnded) closed.abort();
+    });
     let reply: NvHttpReply;
     try {
       let clientFingerprint: string | null = null;
@@ -121,7 +127,9 @@ export async function startNvHttpServers(options: NvHttpServerOptions): Promise<
       const gate = req.method === "GET"
         ? gateRequest(base, target)
         : { ok: false as const, reply: { status: 405, body: renderError(405, "Only GET is served") } };
-      reply = gate.ok ? await options.handle({ ...base, query: gate.query }) : gate.reply;
+      reply = gate.ok
+        ? await options.handle({ ...base, query: gate.query, closed: closed.signal })
+        : gate.reply;
       log.debug("nvhttp", { https: overHttps, path, status: reply.status, source: base.sourceIp });
     } catch (error) {
       log.error("nvhttp handler failed", { path, error: (error as Error).message });

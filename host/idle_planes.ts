@@ -9,7 +9,8 @@ import type { GameStreamTrustStore, NativeTrustStore } from "../pairing/mod.ts";
 export function idleGameStreamControl(store: GameStreamTrustStore): GameStreamControl {
   return {
     pinPending: () => false,
-    submitPin: () => "no-handshake",
+    waitingCeremonies: () => [],
+    submitPin: () => ({ kind: "no-handshake" }),
     listClients: () =>
       store.list().map((client) => ({
         fingerprint: client.fingerprint,

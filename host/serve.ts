@@ -14,8 +14,9 @@ import { StateDb } from "./state_db.ts";
 import { idleGameStreamControl, idleNativeControl } from "./idle_planes.ts";
 import { GAMESTREAM_APP_VERSION, GFE_VERSION, VERSION } from "./version.ts";
 import { GameStreamTrustStore, NativeTrustStore } from "../pairing/mod.ts";
+import type { WaitingCeremony } from "../pairing/mod.ts";
 import { createMgmtApp, startMgmtServer } from "../mgmt/mod.ts";
-import type { HostInfo, RuntimeStatus } from "../mgmt/mod.ts";
+import type { HostInfo, PairingCeremony, RuntimeStatus } from "../mgmt/mod.ts";
 import { checkBindPolicy } from "../mgmt/server.ts";
 import type { GameStreamControl } from "../mgmt/mod.ts";
 import { GameStreamHost } from "../gamestream/host.ts";
@@ -161,10 +162,30 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
       const running = gamestream;
       lifecycle.onShutdown("GameStream", () => running.close());
       const idle = gamestreamControl;
+      const ceremonyView = (ceremony: WaitingCeremony): PairingCeremony => ({
+        id: ceremony.id,
+        device_name: ceremony.deviceName,
+        source_address: ceremony.sourceIp,
+        started_unix: Math.floor(ceremony.startedMs / 1000),
+        expires_unix: Math.floor(ceremony.expiresMs / 1000),
+      });
       gamestreamControl = {
         ...idle,
         pinPending: () => running.pairing.pinPending(),
-        submitPin: (pin) => running.pairing.submitPin(pin) === "delivered" ? "delivered" : "no-handshake",
+        waitingCeremonies: () => running.pairing.waitingCeremonies().map(ceremonyView),
+        submitPin: (pin, ceremonyId) => {
+          const result = running.pairing.submitPin(pin, ceremonyId);
+          if (result.kind === "delivered") {
+            log.info("pairing PIN delivered", {
+              ceremony: result.ceremony.id,
+              source: result.ceremony.sourceIp,
+            });
+            return { kind: "delivered" };
+          }
+          return result.kind === "ambiguous"
+            ? { ...result, waiting: result.waiting.map(ceremonyView) }
+            : result;
+        },
         unpairClient: (fingerprint) => {
           const removed = idle.unpairClient(fingerprint);
           void running.unpair(fingerprint);

@@ -9,14 +9,30 @@ import type {
   NativeClient,
   NativePairStatus,
   PairedClient,
+  PairingCeremony,
   RuntimeStatus,
 } from "./schemas.ts";
 import type { Logger } from "../host/log.ts";
 
+/** What became of a submitted PIN. */
+export type SubmitPinOutcome =
+  | { kind: "delivered" }
+  | { kind: "invalid-pin" }
+  /** No pairing ceremony is waiting for a PIN. */
+  | { kind: "no-handshake" }
+  /** More than one ceremony waits and none was named. */
+  | { kind: "ambiguous"; waiting: PairingCeremony[] }
+  /** The named ceremony id was never issued (or is long forgotten). */
+  | { kind: "unknown-ceremony" }
+  /** The named ceremony no longer waits, or these digits were already delivered once. */
+  | { kind: "refused"; reason: string };
+
 export interface GameStreamControl {
   pinPending(): boolean;
-  /** "no-handshake" when no pairing ceremony is waiting for a PIN. */
-  submitPin(pin: string): "delivered" | "no-handshake";
+  /** Ceremonies waiting for a PIN, oldest first. */
+  waitingCeremonies(): PairingCeremony[];
+  /** Delivers the PIN to the named ceremony, or to the only waiting one when `ceremonyId` is absent. */
+  submitPin(pin: string, ceremonyId?: string): SubmitPinOutcome;
   listClients(): PairedClient[];
   /** Removes the client and ends its live session; false when no such client. */
   unpairClient(fingerprint: string): boolean;

@@ -120,14 +120,49 @@ export const PairedClientSchema = z.object({
   }),
 }).openapi("PairedClient", { description: "A paired (certificate-pinned) Moonlight client." });
 
+export const PairingCeremonySchema = z.object({
+  id: z.string().openapi({
+    description: "Opaque random id of this ceremony (not the client's uniqueid); name it as " +
+      "`ceremony_id` in `POST /api/v1/pair/pin`.",
+    example: "3f9c0a1b2c3d4e5f60718293",
+  }),
+  device_name: z.string().openapi({
+    description: "The device name the client sent (its own claim, not verified; Moonlight sends `roth`).",
+  }),
+  source_address: z.string().openapi({
+    description: "IP address the ceremony began from; its later phases are accepted only from there.",
+    example: "192.168.1.23",
+  }),
+  started_unix: z.number().int().openapi({
+    format: "int64",
+    description: "When the client's request arrived (unix seconds).",
+  }),
+  expires_unix: z.number().int().openapi({
+    format: "int64",
+    description: "When the ceremony fails unless the PIN arrives (unix seconds).",
+  }),
+}).openapi("PairingCeremony", {
+  description: "A GameStream pairing ceremony waiting for the PIN its client displays.",
+});
+
 export const PairingStatusSchema = z.object({
   pin_pending: z.boolean().openapi({
     description: "True while a pairing handshake is parked waiting for the user's PIN.",
+  }),
+  ceremonies: z.array(PairingCeremonySchema).openapi({
+    description: "Every ceremony waiting for a PIN, oldest first. Check the source address before " +
+      "typing a PIN: anyone on the network can start a ceremony.",
   }),
 }).openapi("PairingStatus", { description: "Pairing-flow status." });
 
 export const SubmitPinSchema = z.object({
   pin: z.string().openapi({ description: "1–16 ASCII digits (Moonlight shows 4).", example: "1234" }),
+  // Ids are 24 hex digits; 64 leaves room for a longer id later and bounds what an error message echoes.
+  ceremony_id: z.string().max(64).optional().openapi({
+    description: "The ceremony (`id` from `GET /api/v1/pair`) the PIN is for. Required when more than " +
+      "one ceremony waits; without it the PIN goes to the only waiting ceremony.",
+    example: "3f9c0a1b2c3d4e5f60718293",
+  }),
 }).openapi("SubmitPin", { description: "The PIN Moonlight displays during pairing." });
 
 export const NativeClientSchema = z.object({
@@ -177,6 +212,7 @@ export type HostInfo = z.infer<typeof HostInfoSchema>;
 export type RuntimeStatus = z.infer<typeof RuntimeStatusSchema>;
 export type AvailableCompositor = z.infer<typeof AvailableCompositorSchema>;
 export type PairedClient = z.infer<typeof PairedClientSchema>;
+export type PairingCeremony = z.infer<typeof PairingCeremonySchema>;
 export type NativeClient = z.infer<typeof NativeClientSchema>;
 export type NativePairStatus = z.infer<typeof NativePairStatusSchema>;
 export type SessionInfo = z.infer<typeof SessionInfoSchema>;

@@ -1,11 +1,15 @@
 /** In-memory `MgmtDeps` for tests of the management API (no host, no native core, no ports). */
 import type { MgmtDeps } from "./deps.ts";
-import type { NativeClient, NativePairStatus, PairedClient } from "./schemas.ts";
+import type { NativeClient, NativePairStatus, PairedClient, PairingCeremony } from "./schemas.ts";
 import { Logger } from "../host/log.ts";
 
 export interface FakeState {
   pinPending: boolean;
+  /** When set, the waiting ceremonies (pinPending is then ignored): a PIN names one of them. */
+  ceremonies?: PairingCeremony[];
   submittedPins: string[];
+  /** The ceremony each submitted PIN went to. */
+  submittedTo: string[];
   clients: PairedClient[];
   nativeClients: NativeClient[];
   nativeEnabled: boolean;
@@ -20,6 +24,7 @@ export function fakeDeps(token?: string): { deps: MgmtDeps; state: FakeState } {
   const state: FakeState = {
     pinPending: false,
     submittedPins: [],
+    submittedTo: [],
     clients: [{
       fingerprint: "ab".repeat(32),
       subject: "CN=NVIDIA GameStream Client",
@@ -88,12 +93,29 @@ export function fakeDeps(token?: string): { deps: MgmtDeps; state: FakeState } {
     }),
     compositors: () => [],
     gamestream: {
-      pinPending: () => state.pinPending,
-      submitPin: (pin) => {
-        if (!state.pinPending) return "no-handshake";
+      pinPending: () => state.ceremonies ? state.ceremonies.length > 0 : state.pinPending,
+      waitingCeremonies: () => state.ceremonies ?? [],
+      submitPin: (pin, ceremonyId) => {
+        if (state.ceremonies) {
+          if (ceremonyId === undefined && state.ceremonies.length > 1) {
+            return { kind: "ambiguous", waiting: state.ceremonies };
+          }
+          const target = ceremonyId === undefined
+            ? state.ceremonies[0]
+            : state.ceremonies.find((c) => c.id === ceremonyId);
+          if (!target) {
+            return ceremonyId === undefined ? { kind: "no-handshake" } : { kind: "unknown-ceremony" };
+          }
+          if (state.submittedPins.includes(pin)) return { kind: "refused", reason: "PIN already delivered" };
+          state.submittedPins.push(pin);
+          state.submittedTo.push(target.id);
+          state.ceremonies = state.ceremonies.filter((c) => c !== target);
+          return { kind: "delivered" };
+        }
+        if (!state.pinPending) return { kind: "no-handshake" };
         state.submittedPins.push(pin);
         state.pinPending = false;
-        return "delivered";
+        return { kind: "delivered" };
       },
       listClients: () => state.clients,
       unpairClient: (fingerprint) => {

@@ -5,7 +5,11 @@
  * never throws.
  *
  * Ceremonies are capped (in total and per source address) and expire, so a LAN peer can neither park
- * unlimited requests nor keep the PIN prompt occupied.
+ * unlimited requests nor keep the PIN prompt occupied. Against a stranger on the LAN (docs/architecture.md,
+ * "Pairing defences"): every ceremony has an opaque id the operator names the PIN with, later phases count
+ * only from the address that began the ceremony, a phase 1 replaces a ceremony only when it is valid and
+ * comes from that address, a held phase 1 whose connection closes ends its ceremony at once, and a PIN is
+ * delivered to one ceremony only, ever (a second delivery of the same digits is refused).
  */
 import { createPrivateKey, randomBytes as nodeRandomBytes, X509Certificate } from "node:crypto";
 import { renderError, renderOk } from "../gamestream/nvhttp_xml.ts";
@@ -58,9 +62,42 @@ export interface PairingRequestContext {
   overHttps: boolean;
   /** The TLS client certificate is a paired one (only meaningful over HTTPS). */
   clientCertPaired: boolean;
+  /** Aborted when the request's connection closes before its reply is written; ends a held phase 1. */
+  closed?: AbortSignal;
 }
 
-export type SubmitPinResult = "delivered" | "no-handshake" | "invalid-pin";
+/** A ceremony whose phase 1 is held for the PIN, as the operator sees it. */
+export interface WaitingCeremony {
+  /** Opaque and random; not the client's `uniqueid`. */
+  id: string;
+  deviceName: string;
+  sourceIp: string;
+  startedMs: number;
+  expiresMs: number;
+}
+
+export type SubmitPinResult =
+  | { kind: "delivered"; ceremony: WaitingCeremony }
+  | { kind: "invalid-pin" }
+  | { kind: "no-handshake" }
+  /** More than one ceremony waits and none was named. */
+  | { kind: "ambiguous"; waiting: WaitingCeremony[] }
+  /** The named id was never issued (or is long forgotten). */
+  | { kind: "unknown-ceremony" }
+  /** The named ceremony no longer waits, or the PIN was already delivered once; `reason` says which. */
+  | { kind: "refused"; reason: string };
+
+/** Refusals of requests that a stranger could use against someone else's ceremony, for logs and tests. */
+export interface PairingRefusals {
+  /** A phase 2–4 for a ceremony begun from another address. */
+  foreignAddress: number;
+  /** A phase 1 for a uniqueid whose ceremony was begun from another address. */
+  supersedeRefused: number;
+  /** Held phase-1 requests whose connection closed. */
+  closedWhileWaiting: number;
+  /** PINs refused because the same digits were already delivered to a ceremony. */
+  burnedPin: number;
+}
 
 export const DEFAULT_MAX_PENDING = 4;
 export const DEFAULT_MAX_PENDING_PER_IP = 1;
@@ -80,10 +117,28 @@ const AES_BLOCK_BYTES = 16;
 const MAX_CLIENT_CERT_BYTES = 16 * 1024;
 /** The device name is only shown in lists; MQT always sends "roth". */
 const MAX_DEVICE_NAME_CHARS = 64;
+/** 96 random bits: a ceremony id can be neither guessed nor collide. */
+const CEREMONY_ID_BYTES = 12;
+/** Seed 000 accepts 1–16 digits; the PIN key is SHA-256 over the digit string, so any length works. */
+const PIN_PATTERN = /^[0-9]{1,16}$/;
+/**
+ * A PIN once delivered stays refused this long: re-typing the same digits after a failed attempt happens
+ * within minutes (Moonlight shows a fresh PIN for each attempt), and an hour covers that with a wide margin.
+ */
+const BURNED_PIN_RETENTION_MS = 3_600_000;
+/**
+ * At most this many burned PINs are remembered (oldest forgotten first). Each entry needs an operator's PIN
+ * entry, and 64 of the 10,000 four-digit PINs keeps a fresh PIN's chance of a false refusal under 0.7 %.
+ */
+const MAX_BURNED_PINS = 64;
+/** Ended ceremonies remembered for a clear answer to a PIN that names one: a few minutes of churn. */
+const MAX_ENDED_CEREMONIES = 32;
 
 interface Ceremony {
+  readonly id: string;
   readonly uniqueId: string;
   readonly sourceIp: string;
+  readonly startedMs: number;
   readonly deviceName: string;
   readonly clientCertPem: string;
   readonly salt: Uint8Array;
@@ -96,6 +151,8 @@ interface Ceremony {
   clientHash: Uint8Array | null;
   /** Resolves the held phase-1 request; null once answered. */
   settle: ((reply: NvReply) => void) | null;
+  /** Detaches the connection-close listener of the held phase 1. */
+  detach: () => void;
 }
 
 function pairedReply(paired: 0 | 1, extra = ""): NvReply {
@@ -121,8 +178,18 @@ export class GameStreamPairing {
   readonly #maxPendingPerIp: number;
   readonly #ttlMs: number;
   readonly #onPaired: (client: PairedClient) => void;
-  /** Insertion order is arrival order, so the first waiting entry is the oldest. */
+  /** Keyed by uniqueid; insertion order is arrival order, so waiting entries list oldest first. */
   readonly #ceremonies = new Map<string, Ceremony>();
+  /** Ceremony id → why it ended (bounded, oldest forgotten). */
+  readonly #ended = new Map<string, string>();
+  /** PIN → when it was delivered (bounded, oldest forgotten). */
+  readonly #burnedPins = new Map<string, number>();
+  readonly #refusals: PairingRefusals = {
+    foreignAddress: 0,
+    supersedeRefused: 0,
+    closedWhileWaiting: 0,
+    burnedPin: 0,
+  };
   #closed = false;
 
   constructor(options: PairingHostOptions) {
@@ -144,7 +211,7 @@ export class GameStreamPairing {
     this.#onPaired = options.onPaired;
   }
 
-  /** Handles `GET /pair` with its parsed query. Phase 1 stays pending until the PIN, expiry, cancel or close. */
+  /** Handles `GET /pair` with its parsed query. Phase 1 stays pending until the PIN, expiry, a closed connection or close(). */
   handle(query: ReadonlyMap<string, string>, ctx: PairingRequestContext): Promise<NvReply> {
     try {
       return Promise.resolve(this.#route(query, ctx));
@@ -154,27 +221,69 @@ export class GameStreamPairing {
   }
 
   pinPending(): boolean {
-    this.tick();
-    return this.#oldestWaiting() !== undefined;
+    return this.waitingCeremonies().length > 0;
   }
 
-  /** Delivers the PIN (exactly 4 ASCII digits) to the oldest ceremony waiting for one. */
-  submitPin(pin: string): SubmitPinResult {
-    if (!/^[0-9]{4}$/.test(pin)) return "invalid-pin";
+  /** Ceremonies held for the PIN, oldest first. */
+  waitingCeremonies(): WaitingCeremony[] {
     this.tick();
-    const ceremony = this.#oldestWaiting();
-    if (!ceremony) return "no-handshake";
+    return [...this.#ceremonies.values()].filter((c) => c.expecting === "pin").map(describe);
+  }
+
+  /** Counters of refused stranger requests since start. */
+  refusals(): Readonly<PairingRefusals> {
+    return { ...this.#refusals };
+  }
+
+  /**
+   * Delivers the PIN (1–16 ASCII digits) to the ceremony `ceremonyId`, or to the only waiting one when none is
+   * named. The same digits are never delivered twice: whoever saw the transcript of one delivery could
+   * recover a short PIN offline and complete a second ceremony with it.
+   */
+  submitPin(pin: string, ceremonyId?: string): SubmitPinResult {
+    if (!PIN_PATTERN.test(pin)) return { kind: "invalid-pin" };
+    this.tick();
+    let ceremony: Ceremony | undefined;
+    if (ceremonyId === undefined) {
+      const waiting = [...this.#ceremonies.values()].filter((c) => c.expecting === "pin");
+      if (waiting.length === 0) return { kind: "no-handshake" };
+      if (waiting.length > 1) return { kind: "ambiguous", waiting: waiting.map(describe) };
+      ceremony = waiting[0];
+    } else {
+      ceremony = [...this.#ceremonies.values()].find((c) => c.id === ceremonyId);
+      if (!ceremony) {
+        const ended = this.#ended.get(ceremonyId);
+        if (ended === undefined) return { kind: "unknown-ceremony" };
+        return { kind: "refused", reason: `pairing ceremony ${ceremonyId} has ended: ${ended}` };
+      }
+      if (ceremony.expecting !== "pin") {
+        return {
+          kind: "refused",
+          reason: `pairing ceremony ${ceremonyId} already received a PIN; start pairing again on the client`,
+        };
+      }
+    }
+    const now = this.#now();
+    this.#forgetBurnedPins(now);
+    if (this.#burnedPins.has(pin)) {
+      this.#refusals.burnedPin++;
+      return {
+        kind: "refused",
+        reason: "this PIN was already delivered to a pairing ceremony and cannot be used again; " +
+          "start pairing again on the client to get a new PIN",
+      };
+    }
+    this.#burnedPins.set(pin, now);
+    if (this.#burnedPins.size > MAX_BURNED_PINS) {
+      this.#burnedPins.delete(this.#burnedPins.keys().next().value!);
+    }
     ceremony.key = pinKey(ceremony.salt, pin);
     ceremony.expecting = "clientchallenge";
-    ceremony.deadlineMs = this.#now() + this.#ttlMs;
+    ceremony.deadlineMs = now + this.#ttlMs;
+    ceremony.detach();
+    const delivered = describe(ceremony);
     this.#settle(ceremony, pairedReply(1, `<plaincert>${this.#plainCertHex}</plaincert>`));
-    return "delivered";
-  }
-
-  /** Drops the ceremony of this client (`GET /unpair`). */
-  cancel(uniqueId: string): void {
-    const ceremony = this.#ceremonies.get(uniqueId);
-    if (ceremony) this.#drop(ceremony, failure(400, "Pairing cancelled"));
+    return { kind: "delivered", ceremony: delivered };
   }
 
   /** Expires ceremonies past their deadline; call periodically (the host does every second). */
@@ -187,6 +296,7 @@ export class GameStreamPairing {
         ceremony.expecting === "pin"
           ? failure(408, "The PIN was not entered in time")
           : failure(408, "Pairing timed out"),
+        "it timed out",
       );
     }
   }
@@ -195,7 +305,7 @@ export class GameStreamPairing {
   close(): void {
     this.#closed = true;
     for (const ceremony of [...this.#ceremonies.values()]) {
-      this.#drop(ceremony, failure(503, "The host is shutting down"));
+      this.#drop(ceremony, failure(503, "The host is shutting down"), "the host is shutting down");
     }
   }
 
@@ -208,13 +318,19 @@ export class GameStreamPairing {
       // Phase 5 proves the pinned mutual TLS works, so it only succeeds over it.
       return pairedReply(ctx.overHttps && ctx.clientCertPaired ? 1 : 0);
     }
-    if (phrase === "getservercert") return this.#getServerCert(uniqueId, query, ctx.sourceIp);
+    if (phrase === "getservercert") return this.#getServerCert(uniqueId, query, ctx);
     const phase = LATER_PHASES.find((name) => query.has(name));
     if (phase === undefined) return failure(404, "Invalid pairing request");
     const ceremony = this.#ceremonies.get(uniqueId);
     if (!ceremony) return failure(400, "Invalid uniqueid");
+    if (ceremony.sourceIp !== ctx.sourceIp) {
+      // A stranger who learnt the uniqueid must neither advance nor destroy the ceremony; the answer is
+      // the one for an unknown uniqueid, so it does not even learn that one exists.
+      this.#refusals.foreignAddress++;
+      return failure(400, "Invalid uniqueid");
+    }
     if (ceremony.expecting !== phase) {
-      return this.#drop(ceremony, failure(400, `Out of order call to ${phase}`));
+      return this.#drop(ceremony, failure(400, `Out of order call to ${phase}`), `an out-of-order ${phase}`);
     }
     const value = fromHex(query.get(phase)!);
     ceremony.deadlineMs = this.#now() + this.#ttlMs;
@@ -231,47 +347,82 @@ export class GameStreamPairing {
   #getServerCert(
     uniqueId: string,
     query: ReadonlyMap<string, string>,
-    sourceIp: string,
+    ctx: PairingRequestContext,
   ): NvReply | Promise<NvReply> {
     if (this.#closed) return failure(503, "The host is shutting down");
-    // Moonlight clients all send the same uniqueid and a user who abandoned a ceremony simply starts
-    // again, so a new phase 1 replaces the old ceremony instead of failing.
-    const existing = this.#ceremonies.get(uniqueId);
-    if (existing) this.#drop(existing, failure(400, "Superseded by a new pairing request"));
-    if (this.#ceremonies.size >= this.#maxPending) {
-      return failure(503, "Too many pairing requests in progress; try again later");
-    }
-    const fromSameIp = [...this.#ceremonies.values()].filter((c) => c.sourceIp === sourceIp).length;
-    if (fromSameIp >= this.#maxPendingPerIp) {
-      return failure(503, "A pairing request from this address is already in progress");
-    }
+    const { sourceIp, closed } = ctx;
+    if (closed?.aborted) return failure(400, "The connection closed");
+    // Validate before touching anything: a malformed phase 1 must not cost an existing ceremony its place.
     const saltHex = query.get("salt") ?? "";
     if (saltHex.length < SALT_HEX_DIGITS) return failure(400, "Salt too short");
     const salt = fromHex(saltHex.slice(0, SALT_HEX_DIGITS));
     if (!salt) return failure(400, "Salt is not hex");
     const clientCertPem = parseClientCert(query.get("clientcert") ?? "");
     if (clientCertPem === null) return failure(400, "Invalid client certificate");
+    const existing = this.#ceremonies.get(uniqueId);
+    if (existing && existing.sourceIp !== sourceIp) {
+      this.#refusals.supersedeRefused++;
+      return failure(409, "A pairing request for this client is in progress from another address");
+    }
+    // A user who abandoned a ceremony simply starts again from the same device, so a valid phase 1 from the
+    // ceremony's own address replaces it instead of failing.
+    if (existing) this.#drop(existing, failure(400, "Superseded by a new pairing request"), "superseded");
+    const fromSameIp = [...this.#ceremonies.values()].filter((c) => c.sourceIp === sourceIp);
+    if (fromSameIp.length >= this.#maxPendingPerIp) {
+      // A ceremony past the PIN whose client went quiet was abandoned (Moonlight stops at phase 3 after a
+      // wrong PIN, and its plain-HTTP /unpair ends nothing): a new phase 1 from the same address, which could
+      // end it with an out-of-order call anyway, takes its place. One still waiting for the PIN stays.
+      const abandoned = fromSameIp.find((c) => c.expecting !== "pin");
+      if (!abandoned) return failure(503, "A pairing request from this address is already in progress");
+      this.#drop(
+        abandoned,
+        failure(400, "Superseded by a new pairing request"),
+        "superseded by a new pairing request from its address",
+      );
+    }
+    if (this.#ceremonies.size >= this.#maxPending) {
+      return failure(503, "Too many pairing requests in progress; try again later");
+    }
+    const id = toHex(this.#randomBytes(CEREMONY_ID_BYTES)).toLowerCase();
+    if (id.length !== CEREMONY_ID_BYTES * 2) throw new RangeError("randomBytes returned the wrong length");
+    const now = this.#now();
     return new Promise<NvReply>((resolve) => {
-      this.#ceremonies.set(uniqueId, {
+      const ceremony: Ceremony = {
+        id,
         uniqueId,
         sourceIp,
+        startedMs: now,
         deviceName: (query.get("devicename") ?? "").slice(0, MAX_DEVICE_NAME_CHARS),
         clientCertPem,
         salt,
         expecting: "pin",
-        deadlineMs: this.#now() + this.#ttlMs,
+        deadlineMs: now + this.#ttlMs,
         key: null,
         serverSecret: null,
         serverChallenge: null,
         clientHash: null,
         settle: resolve,
-      });
+        detach: () => {},
+      };
+      if (closed) {
+        // Nobody reads a reply on a closed connection, and the ceremony would take a PIN for nobody.
+        const onClose = () => {
+          if (ceremony.expecting !== "pin") return;
+          this.#refusals.closedWhileWaiting++;
+          this.#drop(ceremony, failure(400, "The connection closed"), "its client disconnected");
+        };
+        closed.addEventListener("abort", onClose, { once: true });
+        ceremony.detach = () => closed.removeEventListener("abort", onClose);
+      }
+      this.#ceremonies.set(uniqueId, ceremony);
     });
   }
 
   /** Phase 2: decrypt cc, answer E_K(H(cc ‖ sig(S_cert) ‖ ss) ‖ sc). */
   #clientChallenge(ceremony: Ceremony, encrypted: Uint8Array | null): NvReply {
-    if (!isWholeBlocks(encrypted)) return this.#drop(ceremony, failure(400, "Invalid client challenge"));
+    if (!isWholeBlocks(encrypted)) {
+      return this.#drop(ceremony, failure(400, "Invalid client challenge"), "an invalid client challenge");
+    }
     const key = ceremony.key!;
     const clientChallenge = aesEcbDecrypt(key, encrypted).subarray(0, NONCE_BYTES);
     const serverSecret = this.#nonce();
@@ -287,7 +438,11 @@ export class GameStreamPairing {
   /** Phase 3: keep D_K(hc) for phase 4, answer ss ‖ sign(S_priv, ss). */
   #serverChallengeResponse(ceremony: Ceremony, encrypted: Uint8Array | null): NvReply {
     if (!isWholeBlocks(encrypted)) {
-      return this.#drop(ceremony, failure(400, "Invalid server challenge response"));
+      return this.#drop(
+        ceremony,
+        failure(400, "Invalid server challenge response"),
+        "an invalid server challenge response",
+      );
     }
     ceremony.clientHash = aesEcbDecrypt(ceremony.key!, encrypted);
     ceremony.expecting = "clientpairingsecret";
@@ -298,9 +453,20 @@ export class GameStreamPairing {
 
   /** Phase 4: the PIN matched iff H(sc ‖ sig(C_cert) ‖ cs) equals hc, and cs must carry C_priv's signature. */
   #clientPairingSecret(ceremony: Ceremony, secret: Uint8Array | null): NvReply {
-    this.#ceremonies.delete(ceremony.uniqueId);
-    if (secret === null) return failure(400, "Client pairing secret is not hex");
-    if (secret.length <= NONCE_BYTES) return failure(400, "Client pairing secret too short");
+    if (secret === null) {
+      return this.#drop(
+        ceremony,
+        failure(400, "Client pairing secret is not hex"),
+        "an invalid pairing secret",
+      );
+    }
+    if (secret.length <= NONCE_BYTES) {
+      return this.#drop(
+        ceremony,
+        failure(400, "Client pairing secret too short"),
+        "an invalid pairing secret",
+      );
+    }
     const clientSecret = secret.subarray(0, NONCE_BYTES);
     const signature = secret.subarray(NONCE_BYTES);
     const expected = sha256(
@@ -310,7 +476,10 @@ export class GameStreamPairing {
     );
     const pinMatched = bytesEqual(expected, ceremony.clientHash!);
     const signed = rsaVerify(ceremony.clientCertPem, clientSecret, signature);
-    if (!pinMatched || !signed) return pairedReply(0);
+    if (!pinMatched || !signed) {
+      return this.#drop(ceremony, pairedReply(0), pinMatched ? "a bad client signature" : "a wrong PIN");
+    }
+    this.#drop(ceremony, pairedReply(1), "it completed");
     try {
       this.#onPaired({
         certPem: ceremony.clientCertPem,
@@ -329,9 +498,11 @@ export class GameStreamPairing {
     return bytes;
   }
 
-  #oldestWaiting(): Ceremony | undefined {
-    for (const ceremony of this.#ceremonies.values()) if (ceremony.expecting === "pin") return ceremony;
-    return undefined;
+  #forgetBurnedPins(now: number): void {
+    for (const [pin, burnedMs] of this.#burnedPins) {
+      if (now - burnedMs <= BURNED_PIN_RETENTION_MS) break;
+      this.#burnedPins.delete(pin);
+    }
   }
 
   #settle(ceremony: Ceremony, reply: NvReply): void {
@@ -341,11 +512,26 @@ export class GameStreamPairing {
   }
 
   /** Destroys the ceremony ("force a re-pair"); a held phase 1 gets `reply` too. Returns `reply`. */
-  #drop(ceremony: Ceremony, reply: NvReply): NvReply {
-    if (this.#ceremonies.get(ceremony.uniqueId) === ceremony) this.#ceremonies.delete(ceremony.uniqueId);
+  #drop(ceremony: Ceremony, reply: NvReply, why: string): NvReply {
+    if (this.#ceremonies.get(ceremony.uniqueId) === ceremony) {
+      this.#ceremonies.delete(ceremony.uniqueId);
+      this.#ended.set(ceremony.id, why);
+      if (this.#ended.size > MAX_ENDED_CEREMONIES) this.#ended.delete(this.#ended.keys().next().value!);
+    }
+    ceremony.detach();
     this.#settle(ceremony, reply);
     return reply;
   }
+}
+
+function describe(ceremony: Ceremony): WaitingCeremony {
+  return {
+    id: ceremony.id,
+    deviceName: ceremony.deviceName,
+    sourceIp: ceremony.sourceIp,
+    startedMs: ceremony.startedMs,
+    expiresMs: ceremony.deadlineMs,
+  };
 }
 
 function isWholeBlocks(bytes: Uint8Array | null): bytes is Uint8Array {

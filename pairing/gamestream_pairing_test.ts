@@ -8,6 +8,7 @@ import type {
   PairedClient,
   PairingHostOptions,
   PairingRequestContext,
+  SubmitPinResult,
 } from "./gamestream_pairing.ts";
 import {
   aesEcbDecrypt,
@@ -50,6 +51,18 @@ function newHost(overrides: Partial<PairingHostOptions> = {}) {
     ...overrides,
   });
   return { host, paired };
+}
+
+/** A PIN nobody used yet in this file: the host never delivers the same digits twice. */
+let pinCounter = 0;
+const freshPin = () => String(1000 + pinCounter++).padStart(4, "0");
+
+const kind = (result: SubmitPinResult) => result.kind;
+
+/** The user types `pin` for the only waiting ceremony; it must be delivered. */
+function deliver(host: GameStreamPairing, pin = freshPin(), ceremonyId?: string): string {
+  assertEquals(kind(host.submitPin(pin, ceremonyId)), "delivered", pin);
+  return pin;
 }
 
 async function isPending(promise: Promise<unknown>): Promise<boolean> {
@@ -127,7 +140,7 @@ class ManualClient {
   /** Phase 1 with the host user typing `hostPin`, then phases 2 and 3. */
   async throughPhase3(hostPin: string): Promise<{ phase1: string; phase2: string; phase3: string }> {
     const held = this.phase1();
-    assertEquals(this.host.submitPin(hostPin), "delivered");
+    assertEquals(this.host.submitPin(hostPin).kind, "delivered");
     const phase1 = (await held).body;
     const phase2 = (await this.phase2()).body;
     const phase3 = (await this.phase3()).body;
@@ -151,7 +164,7 @@ Deno.test("pairing: the right PIN runs phases 1–4 per §3.2 and pins the clien
   const held = me.phase1();
   assert(await isPending(held), "phase 1 waits for the PIN");
   assert(host.pinPending());
-  assertEquals(host.submitPin("5338"), "delivered");
+  assertEquals(kind(host.submitPin("5338")), "delivered");
   const reply1 = await held;
   assertEquals(reply1.status, 200);
   assert(reply1.body.startsWith(XML_PROLOG));
@@ -196,35 +209,225 @@ Deno.test("pairing: a wrong PIN carried on to phase 4 is caught there and pins n
 
 Deno.test("pairing: the right PIN with a client secret not signed by the client's key pins nothing", async () => {
   const { host, paired } = newHost();
-  const forged = new ManualClient(host, "5338");
-  await forged.throughPhase3("5338");
+  const forgedPin = freshPin();
+  const forged = new ManualClient(host, forgedPin);
+  await forged.throughPhase3(forgedPin);
   assertEquals(tag((await forged.phase4(impostor.keyPem)).body, "paired"), "0");
-  const truncated = new ManualClient(host, "5338");
-  await truncated.throughPhase3("5338");
+  const truncatedPin = freshPin();
+  const truncated = new ManualClient(host, truncatedPin);
+  await truncated.throughPhase3(truncatedPin);
   const reply = await truncated.send({ clientpairingsecret: toHex(truncated.clientSecret) });
   assertFailure(reply, 400, /too short/);
   assertEquals(paired, []);
 });
 
-Deno.test("pairing: submitPin needs a waiting ceremony and exactly four ASCII digits; the oldest gets it", async () => {
-  const { host } = newHost();
-  assertEquals(host.submitPin("1234"), "no-handshake");
-  for (const pin of ["12a4", "123", "12345", "", " 1234", "1234\n", "١٢٣٤", "１２３４"]) {
-    assertEquals(host.submitPin(pin), "invalid-pin", JSON.stringify(pin));
+Deno.test("pairing: submitPin takes 1–16 ASCII digits; 1 and 16 digits pair end to end", async () => {
+  const { host, paired } = newHost();
+  assertEquals(kind(host.submitPin("1234")), "no-handshake");
+  for (
+    const pin of ["12a4", "", " 1234", "1234\n", "١٢٣٤", "１２３４", "12345678901234567", "-1", "1.5"]
+  ) {
+    assertEquals(kind(host.submitPin(pin)), "invalid-pin", JSON.stringify(pin));
   }
-  const first = new ManualClient(host, "0000", "first", { ...HTTP, sourceIp: "10.0.0.1" });
-  const second = new ManualClient(host, "0000", "second", { ...HTTP, sourceIp: "10.0.0.2" });
+  for (const [pin, id] of [["7", "one"], ["1234567890123456", "sixteen"]]) {
+    const me = new ManualClient(host, pin, id);
+    await me.throughPhase3(pin);
+    assertEquals(tag((await me.phase4()).body, "paired"), "1", pin);
+  }
+  assertEquals(paired.map((c) => c.uniqueId), ["one", "sixteen"]);
+});
+
+Deno.test("pairing: every waiting ceremony is listed with an opaque id, device, address, start and expiry", async () => {
+  let now = 5_000;
+  const { host } = newHost({ now: () => now });
+  assertEquals(host.waitingCeremonies(), []);
+  const first = new ManualClient(host, "0", "first", { ...HTTP, sourceIp: "10.0.0.1" });
   const heldFirst = first.phase1();
-  const heldSecond = second.phase1();
-  assertEquals(host.submitPin("12a4"), "invalid-pin");
-  assert(await isPending(heldFirst), "an invalid PIN answers nobody");
-  assertEquals(host.submitPin("0000"), "delivered");
-  assertEquals(tag((await heldFirst).body, "paired"), "1");
-  assert(await isPending(heldSecond));
-  assert(host.pinPending());
-  assertEquals(host.submitPin("0000"), "delivered");
+  now += 1_000;
+  const heldSecond = new ManualClient(host, "0", "second", { ...HTTP, sourceIp: "10.0.0.2" }).phase1();
+  const waiting = host.waitingCeremonies();
+  assertEquals(waiting.map((c) => [c.deviceName, c.sourceIp, c.startedMs, c.expiresMs]), [
+    ["roth", "10.0.0.1", 5_000, 125_000],
+    ["roth", "10.0.0.2", 6_000, 126_000],
+  ]);
+  for (const ceremony of waiting) assertMatch(ceremony.id, /^[0-9a-f]{24}$/);
+  assert(waiting[0].id !== waiting[1].id);
+  // An unnamed PIN with two waiting is refused and names both; nobody is answered.
+  const ambiguous = host.submitPin("4444");
+  assertEquals(ambiguous, { kind: "ambiguous", waiting });
+  assert(await isPending(heldFirst) && await isPending(heldSecond));
+  // Named, it reaches exactly that ceremony, and the same digits never reach the other.
+  assertEquals(host.submitPin("4444", waiting[1].id), { kind: "delivered", ceremony: waiting[1] });
   assertEquals(tag((await heldSecond).body, "paired"), "1");
-  assertEquals(host.submitPin("0000"), "no-handshake");
+  assert(await isPending(heldFirst));
+  const again = host.submitPin("4444", waiting[0].id);
+  assertEquals(again.kind, "refused");
+  assertMatch((again as { reason: string }).reason, /already delivered/);
+  assert(await isPending(heldFirst));
+  assertEquals(host.waitingCeremonies(), [waiting[0]]);
+  // With one waiting, an unnamed PIN goes to it (the seed's behaviour).
+  deliver(host);
+  assertEquals(tag((await heldFirst).body, "paired"), "1");
+  assertEquals(kind(host.submitPin(freshPin(), "0".repeat(24))), "unknown-ceremony");
+  assertEquals(host.refusals().burnedPin, 1);
+});
+
+Deno.test("pairing: a ceremony that received a wrong PIN cannot be completed by re-submitting the right one", async () => {
+  const { host, paired } = newHost();
+  const right = freshPin();
+  const wrong = freshPin();
+  const victim = new ManualClient(host, right, "V");
+  const held = victim.phase1();
+  const [ceremony] = host.waitingCeremonies();
+  deliver(host, wrong, ceremony.id);
+  await held;
+  await victim.phase2();
+  await victim.phase3();
+  const resubmitted = host.submitPin(right, ceremony.id);
+  assertEquals(resubmitted.kind, "refused");
+  assertMatch((resubmitted as { reason: string }).reason, /already received a PIN/);
+  assertEquals(kind(host.submitPin(right)), "no-handshake");
+  assertEquals(tag((await victim.phase4()).body, "paired"), "0");
+  const ended = host.submitPin(right, ceremony.id);
+  assertMatch((ended as { reason: string }).reason, /has ended: a wrong PIN/);
+  // The wrong digits are burned for good; the client starts over with a new phase 1 and pairs.
+  const retry = new ManualClient(host, right, "V");
+  const held2 = retry.phase1();
+  assertEquals(kind(host.submitPin(wrong)), "refused");
+  assert(await isPending(held2));
+  deliver(host, right);
+  await held2;
+  await retry.phase2();
+  await retry.phase3();
+  assertEquals(tag((await retry.phase4()).body, "paired"), "1");
+  assertEquals(paired.length, 1);
+});
+
+Deno.test("pairing: a ceremony past the PIN gives way to a new phase 1 from its own address only", async () => {
+  const { host, paired } = newHost();
+  const wrong = freshPin();
+  const quitter = new ManualClient(host, "0", "Q", { ...HTTP, sourceIp: "10.0.0.7" });
+  const held = quitter.phase1();
+  deliver(host, wrong);
+  await held;
+  await quitter.phase2();
+  await quitter.phase3();
+  // The client saw the wrong PIN and stopped; another device behind the same address starts pairing.
+  const pin = freshPin();
+  const stranger = new ManualClient(host, pin, "S", { ...HTTP, sourceIp: "10.0.0.8" });
+  const heldStranger = stranger.phase1();
+  assertEquals(host.waitingCeremonies().map((c) => c.sourceIp), ["10.0.0.8"]);
+  const neighbour = new ManualClient(host, pin, "N", { ...HTTP, sourceIp: "10.0.0.7" });
+  const heldNeighbour = neighbour.phase1();
+  assertFailure(await quitter.phase4(), 400, /^Invalid uniqueid$/);
+  // But a waiting ceremony from that address is not replaced by another uniqueid from it.
+  assertFailure(
+    await new ManualClient(host, "0", "M", { ...HTTP, sourceIp: "10.0.0.7" }).phase1(),
+    503,
+    /already in progress/,
+  );
+  const [, neighbourCeremony] = host.waitingCeremonies();
+  deliver(host, pin, neighbourCeremony.id);
+  await heldNeighbour;
+  await neighbour.phase2();
+  await neighbour.phase3();
+  assertEquals(tag((await neighbour.phase4()).body, "paired"), "1");
+  assertEquals(paired.map((c) => c.uniqueId), ["N"]);
+  host.close();
+  assertFailure(await heldStranger, 503, /shutting down/);
+});
+
+Deno.test("pairing: phases 2–4 from another address are refused and leave the ceremony intact", async () => {
+  const { host, paired } = newHost();
+  const pin = freshPin();
+  const victim = new ManualClient(host, pin, "V", { ...HTTP, sourceIp: "10.0.0.5" });
+  const stranger = new ManualClient(host, pin, "V", { ...HTTP, sourceIp: "10.0.0.66" });
+  const held = victim.phase1();
+  // Out of order from a stranger would have destroyed it; it is simply refused.
+  assertFailure(await stranger.phase2(), 400, /^Invalid uniqueid$/);
+  assert(await isPending(held));
+  deliver(host, pin);
+  await held;
+  for (const phase of [() => stranger.phase2(), () => stranger.phase3(), () => stranger.phase4()]) {
+    assertFailure(await phase(), 400, /^Invalid uniqueid$/);
+  }
+  assertEquals(tag((await victim.phase2()).body, "paired"), "1");
+  assertFailure(await stranger.phase3(), 400, /^Invalid uniqueid$/);
+  assertEquals(tag((await victim.phase3()).body, "paired"), "1");
+  assertFailure(await stranger.phase4(), 400, /^Invalid uniqueid$/);
+  assertEquals(tag((await victim.phase4()).body, "paired"), "1");
+  assertEquals(paired.length, 1);
+  assertEquals(host.refusals().foreignAddress, 6);
+});
+
+Deno.test("pairing: a phase 1 replaces a ceremony only when valid and from the same address", async () => {
+  const { host } = newHost();
+  const victim = new ManualClient(host, "0", "V", { ...HTTP, sourceIp: "10.0.0.5" });
+  const held = victim.phase1();
+  const [ceremony] = host.waitingCeremonies();
+  const stranger = new ManualClient(host, "0", "V", { ...HTTP, sourceIp: "10.0.0.66" });
+  assertFailure(await stranger.phase1(), 409, /in progress from another address/);
+  // Malformed phase 1 from the victim's own address: refused, nothing touched.
+  const badSalt = host.handle(query({ uniqueid: "V", phrase: "getservercert", salt: "00" }), victim.ctx);
+  assertFailure(await badSalt, 400, /Salt too short/);
+  const badCert = host.handle(
+    query({ uniqueid: "V", phrase: "getservercert", salt: "0".repeat(32), clientcert: "00" }),
+    victim.ctx,
+  );
+  assertFailure(await badCert, 400, /Invalid client certificate/);
+  assert(await isPending(held));
+  assertEquals(host.waitingCeremonies(), [ceremony]);
+  assertEquals(host.refusals().supersedeRefused, 1);
+  // A valid one from the same address supersedes: the old request fails, a new ceremony waits.
+  const again = victim.phase1();
+  assertFailure(await held, 400, /Superseded/);
+  const [replacement] = host.waitingCeremonies();
+  assert(replacement.id !== ceremony.id);
+  const stale = host.submitPin(freshPin(), ceremony.id);
+  assertMatch((stale as { reason: string }).reason, /has ended: superseded/);
+  deliver(host, freshPin(), replacement.id);
+  assertEquals(tag((await again).body, "paired"), "1");
+});
+
+Deno.test("pairing: a closed connection ends its waiting ceremony at once and frees the slot", async () => {
+  const { host } = newHost();
+  const connections = [1, 2, 3, 4].map(() => new AbortController());
+  const held = connections.map((connection, i) =>
+    new ManualClient(host, "0", `C${i}`, { ...HTTP, sourceIp: `10.0.2.${i}`, closed: connection.signal })
+      .phase1()
+  );
+  const closedIds = host.waitingCeremonies().map((c) => c.id);
+  assertEquals(closedIds.length, 4);
+  for (const connection of connections) connection.abort();
+  for (const reply of await Promise.all(held)) assertFailure(reply, 400, /connection closed/);
+  assertEquals(host.waitingCeremonies(), []);
+  assertEquals(kind(host.submitPin(freshPin())), "no-handshake", "no PIN is delivered to nobody");
+  const named = host.submitPin(freshPin(), closedIds[0]);
+  assertMatch((named as { reason: string }).reason, /has ended: its client disconnected/);
+  assertEquals(host.refusals().closedWhileWaiting, 4);
+  // Four closed connections left the four slots free.
+  const live = [5, 6, 7, 8].map((i) =>
+    new ManualClient(host, "0", `L${i}`, { ...HTTP, sourceIp: `10.0.2.${i}` }).phase1()
+  );
+  assertEquals(host.waitingCeremonies().length, 4);
+  // A request whose connection is already gone starts nothing.
+  const gone = new AbortController();
+  gone.abort();
+  host.close();
+  for (const reply of await Promise.all(live)) assertFailure(reply, 503, /shutting down/);
+  const { host: fresh } = newHost();
+  const late = new ManualClient(fresh, "0", "G", { ...HTTP, closed: gone.signal }).phase1();
+  assertFailure(await late, 400, /connection closed/);
+  assertEquals(fresh.waitingCeremonies(), []);
+  // Once phase 1 is answered, a later close does not end the ceremony (phases 2–4 use new connections).
+  const after = new AbortController();
+  const pin = freshPin();
+  const me = new ManualClient(fresh, pin, "A", { ...HTTP, closed: after.signal });
+  const heldAfter = me.phase1();
+  deliver(fresh, pin);
+  await heldAfter;
+  after.abort();
+  assertEquals(tag((await me.phase2()).body, "paired"), "1");
 });
 
 Deno.test("pairing: out-of-order calls fail with 400 and destroy the ceremony", async () => {
@@ -239,21 +442,21 @@ Deno.test("pairing: out-of-order calls fail with 400 and destroy the ceremony", 
 
   const skipping = new ManualClient(host, "1234");
   const held2 = skipping.phase1();
-  host.submitPin("1234");
+  deliver(host);
   await held2;
   assertFailure(await skipping.phase3(), 400, /^Out of order call to serverchallengeresp$/);
   assertFailure(await skipping.phase2(), 400, /^Invalid uniqueid$/);
 
   const repeating = new ManualClient(host, "1234");
   const held3 = repeating.phase1();
-  host.submitPin("1234");
+  deliver(host);
   await held3;
   assertEquals(tag((await repeating.phase2()).body, "paired"), "1");
   assertFailure(await repeating.phase2(), 400, /^Out of order call to clientchallenge$/);
 
   const restarting = new ManualClient(host, "1234");
   const held4 = restarting.phase1();
-  host.submitPin("1234");
+  deliver(host);
   await held4;
   // A new phase 1 supersedes the ceremony: the old one's later phases find a fresh one held for a PIN.
   const restarted = restarting.phase1();
@@ -262,7 +465,7 @@ Deno.test("pairing: out-of-order calls fail with 400 and destroy the ceremony", 
 
   const jumping = new ManualClient(host, "1234");
   const held5 = jumping.phase1();
-  host.submitPin("1234");
+  deliver(host);
   await held5;
   await jumping.phase2();
   assertFailure(await jumping.phase4(), 400, /^Out of order call to clientpairingsecret$/);
@@ -306,7 +509,7 @@ Deno.test("pairing: malformed requests get XML errors, never a throw", async () 
   // Salt beyond 32 digits is ignored, as Sunshine does.
   const held = phase1({ salt: "0".repeat(32) + "zz" });
   assert(host.pinPending());
-  host.submitPin("1234");
+  deliver(host);
   assertEquals(tag((await held).body, "paired"), "1");
   assertFailure(
     await host.handle(query({ uniqueid: "X", clientchallenge: "xyz" }), HTTP),
@@ -320,37 +523,47 @@ Deno.test("pairing: malformed requests get XML errors, never a throw", async () 
   );
 
   for (const [phase, bad] of [["clientchallenge", "00".repeat(15)], ["serverchallengeresp", "0g"]]) {
-    const me = new ManualClient(host, "1234", "Y");
+    const pin = freshPin();
+    const me = new ManualClient(host, pin, "Y");
     const held = me.phase1();
-    host.submitPin("1234");
+    deliver(host, pin);
     await held;
     if (phase === "serverchallengeresp") await me.phase2();
     assertFailure(await me.send({ [phase]: bad }), 400, /^Invalid /);
     assertFailure(await me.send({ [phase]: bad }), 400, /^Invalid uniqueid$/);
   }
-  const me = new ManualClient(host, "1234", "Z");
-  await me.throughPhase3("1234");
+  const pin = freshPin();
+  const me = new ManualClient(host, pin, "Z");
+  await me.throughPhase3(pin);
   assertFailure(await me.send({ clientpairingsecret: "not hex" }), 400, /not hex/);
+  assertFailure(await me.send({ clientpairingsecret: "00" }), 400, /^Invalid uniqueid$/);
 });
 
 Deno.test("pairing: caps refuse the fifth ceremony and a second one per address, at once", async () => {
   const { host } = newHost();
-  const held = [1, 2, 3, 4].map((i) =>
-    new ManualClient(host, "1234", `C${i}`, { ...HTTP, sourceIp: `10.0.1.${i}` }).phase1()
+  const connections = [1, 2, 3, 4].map(() => new AbortController());
+  const held = connections.map((connection, i) =>
+    new ManualClient(host, "0", `C${i + 1}`, {
+      ...HTTP,
+      sourceIp: `10.0.1.${i + 1}`,
+      closed: connection.signal,
+    })
+      .phase1()
   );
   const fifth = new ManualClient(host, "1234", "C5", { ...HTTP, sourceIp: "10.0.1.5" }).phase1();
   assert(!(await isPending(fifth)), "refused without queueing");
   assertFailure(await fifth, 503, /Too many pairing requests/);
   // Ceremonies past the PIN still count.
-  assertEquals(host.submitPin("1234"), "delivered");
+  const [oldest] = host.waitingCeremonies();
+  deliver(host, freshPin(), oldest.id);
   assertEquals(tag((await held[0]).body, "paired"), "1");
   assertFailure(
     await new ManualClient(host, "1234", "C6", { ...HTTP, sourceIp: "10.0.1.6" }).phase1(),
     503,
     /Too/,
   );
-  host.cancel("C2");
-  assertFailure(await held[1], 400, /cancelled/);
+  connections[1].abort();
+  assertFailure(await held[1], 400, /connection closed/);
   const sameIp = new ManualClient(host, "1234", "C7", { ...HTTP, sourceIp: "10.0.1.3" }).phase1();
   assertFailure(await sameIp, 503, /already in progress/);
   const another = new ManualClient(host, "1234", "C8", { ...HTTP, sourceIp: "10.0.1.8" }).phase1();
@@ -359,6 +572,7 @@ Deno.test("pairing: caps refuse the fifth ceremony and a second one per address,
   for (const reply of await Promise.all([...held.slice(2), another])) {
     assertFailure(reply, 503, /shutting down/);
   }
+  assertFailure(await new ManualClient(host, "1234", "U2").phase1(), 503, /shutting down/);
 });
 
 Deno.test("pairing: configurable caps allow several ceremonies from one address", async () => {
@@ -385,20 +599,21 @@ Deno.test("pairing: a PIN not entered within the TTL fails phase 1; idle ceremon
   host.tick();
   assertFailure(await held, 408, /PIN was not entered in time/);
   assertEquals(host.pinPending(), false);
-  assertEquals(host.submitPin("1234"), "no-handshake");
+  assertEquals(kind(host.submitPin(freshPin())), "no-handshake");
 
   const idle = new ManualClient(host, "1234", "idle");
   const held2 = idle.phase1();
   now += 60_000;
-  host.submitPin("1234");
+  deliver(host);
   await held2;
   now += 120_001;
   assertFailure(await idle.phase2(), 400, /^Invalid uniqueid$/);
 
   // Each step restarts the idle clock.
-  const steady = new ManualClient(host, "1234", "steady");
+  const pin = freshPin();
+  const steady = new ManualClient(host, pin, "steady");
   const held4 = steady.phase1();
-  host.submitPin("1234");
+  deliver(host, pin);
   await held4;
   now += 100_000;
   assertEquals(tag((await steady.phase2()).body, "paired"), "1");
@@ -408,20 +623,22 @@ Deno.test("pairing: a PIN not entered within the TTL fails phase 1; idle ceremon
   const custom = newHost({ now: () => now, pendingTtlMs: 10 }).host;
   const held3 = new ManualClient(custom, "1234").phase1();
   now += 11;
-  assertEquals(custom.submitPin("1234"), "no-handshake", "submitPin expires stale ceremonies first");
+  assertEquals(kind(custom.submitPin("1234")), "no-handshake", "submitPin expires stale ceremonies first");
   assertFailure(await held3, 408, /PIN/);
 });
 
-Deno.test("pairing: cancel and close answer the held phase 1; close refuses new ceremonies", async () => {
-  const { host } = newHost();
-  const held = new ManualClient(host, "1234", "U1").phase1();
-  host.cancel("someone else");
-  assert(await isPending(held));
-  host.cancel("U1");
-  assertFailure(await held, 400, /cancelled/);
-  assertEquals(host.pinPending(), false);
-  host.close();
-  assertFailure(await new ManualClient(host, "1234", "U2").phase1(), 503, /shutting down/);
+Deno.test("pairing: a delivered PIN stays burned for an hour, then the digits are usable again", async () => {
+  let now = 0;
+  const { host } = newHost({ now: () => now });
+  const first = new ManualClient(host, "0", "A").phase1();
+  deliver(host, "2468");
+  await first;
+  now += 3_600_000;
+  const second = new ManualClient(host, "0", "B", { ...HTTP, sourceIp: "10.0.0.3" }).phase1();
+  assertEquals(kind(host.submitPin("2468")), "refused");
+  now += 1;
+  deliver(host, "2468");
+  assertEquals(tag((await second).body, "paired"), "1");
 });
 
 Deno.test("pairing: phase 5 (pairchallenge) succeeds only over HTTPS with a paired certificate", async () => {
@@ -483,7 +700,7 @@ Deno.test("pairing fuzz: any query map yields an XML reply with a status_code, n
     fc.asyncProperty(queryMap, context, async (q, ctx) => {
       const { host, paired } = newHost();
       const pending = host.handle(q, ctx);
-      if (host.pinPending()) assertEquals(host.submitPin("0000"), "delivered");
+      if (host.pinPending()) assertEquals(kind(host.submitPin("0000")), "delivered");
       assertXmlReply(await pending);
       assertEquals(paired, []);
     }),
@@ -491,27 +708,82 @@ Deno.test("pairing fuzz: any query map yields an XML reply with a status_code, n
   );
 });
 
-Deno.test("pairing fuzz: interleaved requests, PINs, ticks and cancels keep every reply well-formed", async () => {
+Deno.test("pairing property: requests from any addresses, PINs, closes and ticks never deliver one PIN twice or throw", async () => {
+  const uniqueId = fc.constantFrom("A", "B", "C");
+  const address = fc.constantFrom("10.0.0.1", "10.0.0.2", "10.0.0.3", "::1");
+  const validPhase1 = fc.record({ uniqueid: uniqueId, salt: fc.uint8Array({ minLength: 16, maxLength: 16 }) })
+    .map(({ uniqueid, salt }) =>
+      query({
+        uniqueid,
+        phrase: "getservercert",
+        salt: toHex(salt),
+        clientcert: clientCertHex,
+        devicename: "d",
+      })
+    );
+  const laterPhase = fc.record({
+    uniqueid: uniqueId,
+    phase: fc.constantFrom("clientchallenge", "serverchallengeresp", "clientpairingsecret"),
+    value: fc.uint8Array({ maxLength: 64 }).map(toHex),
+  }).map(({ uniqueid, phase, value }) => query({ uniqueid, [phase]: value }));
+  const request = fc.record({
+    kind: fc.constant("request" as const),
+    query: fc.oneof({ arbitrary: validPhase1, weight: 3 }, laterPhase, queryMap),
+    ctx: fc.record({ sourceIp: address, overHttps: fc.boolean(), clientCertPaired: fc.boolean() }),
+  });
+  const pin = fc.record({
+    kind: fc.constant("pin" as const),
+    pin: fc.constantFrom("0000", "1234", "9", "5555", "42", "12a4"),
+    // Index into the waiting list, or a name nobody was given, or none.
+    target: fc.oneof(fc.constant(undefined), fc.nat(4), fc.constant("f".repeat(24))),
+  });
   const action = fc.oneof(
-    fc.record({ kind: fc.constant("request" as const), query: queryMap, ctx: context }),
-    fc.record({ kind: fc.constant("pin" as const), pin: fc.constantFrom("0000", "12a4", "9999") }),
-    fc.record({ kind: fc.constant("tick" as const), advanceMs: fc.integer({ min: 0, max: 200_000 }) }),
-    fc.record({ kind: fc.constant("cancel" as const), uniqueId: fc.constantFrom("A", "B", "") }),
+    { arbitrary: request, weight: 3 },
+    { arbitrary: pin, weight: 3 },
+    { arbitrary: fc.record({ kind: fc.constant("close" as const), index: fc.nat(10) }), weight: 1 },
+    {
+      arbitrary: fc.record({
+        kind: fc.constant("tick" as const),
+        advanceMs: fc.integer({ min: 0, max: 130_000 }),
+      }),
+      weight: 1,
+    },
   );
   await fc.assert(
-    fc.asyncProperty(fc.array(action, { maxLength: 25 }), async (actions) => {
+    fc.asyncProperty(fc.array(action, { minLength: 4, maxLength: 40 }), async (actions) => {
       let now = 0;
       const { host, paired } = newHost({ now: () => now });
       const replies: Promise<NvReply>[] = [];
+      const connections: AbortController[] = [];
+      const receivers = new Map<string, Set<string>>();
       for (const step of actions) {
-        if (step.kind === "request") replies.push(host.handle(step.query, step.ctx));
-        else if (step.kind === "pin") {
-          assertMatch(host.submitPin(step.pin), /^(delivered|no-handshake|invalid-pin)$/);
-        } else if (step.kind === "cancel") host.cancel(step.uniqueId);
+        if (step.kind === "request") {
+          const connection = new AbortController();
+          connections.push(connection);
+          replies.push(host.handle(step.query, { ...step.ctx, closed: connection.signal }));
+        } else if (step.kind === "pin") {
+          const waiting = host.waitingCeremonies();
+          const id = typeof step.target === "number" ? waiting[step.target]?.id : step.target;
+          const result = host.submitPin(step.pin, id);
+          if (result.kind === "delivered") {
+            const seen = receivers.get(step.pin) ?? new Set();
+            seen.add(result.ceremony.id);
+            receivers.set(step.pin, seen);
+            assertEquals(seen.size, 1, `PIN ${step.pin} reached two ceremonies`);
+            assert(waiting.some((c) => c.id === result.ceremony.id), "only a waiting ceremony gets a PIN");
+            if (id !== undefined) assertEquals(result.ceremony.id, id);
+            else assertEquals(waiting.length, 1, "an unnamed PIN goes only to the only waiting ceremony");
+          }
+          if (result.kind === "ambiguous") assert(id === undefined && result.waiting.length > 1);
+        } else if (step.kind === "close") connections[step.index]?.abort();
         else {
           now += step.advanceMs;
           host.tick();
         }
+        // Caps count live ceremonies: at most 4 wait, at most one per address.
+        const waiting = host.waitingCeremonies();
+        assert(waiting.length <= 4);
+        assertEquals(new Set(waiting.map((c) => c.sourceIp)).size, waiting.length);
       }
       host.close();
       assertEquals(host.pinPending(), false);
@@ -519,6 +791,6 @@ Deno.test("pairing fuzz: interleaved requests, PINs, ticks and cancels keep ever
       // Random bytes cannot carry a valid client signature over a fresh client secret.
       assertEquals(paired, []);
     }),
-    { numRuns: 200 },
+    { numRuns: 300 },
   );
 });

@@ -11,8 +11,10 @@ export type {
   NvReply,
   PairedClient,
   PairingHostOptions,
+  PairingRefusals,
   PairingRequestContext,
   SubmitPinResult,
+  WaitingCeremony,
 } from "./gamestream_pairing.ts";
 export {
   aesEcbDecrypt,
