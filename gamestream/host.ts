@@ -69,6 +69,8 @@ export interface GameStreamHostOptions {
 
 interface ActiveSession {
   request: LaunchRequest;
+  /** The address that launched the session over HTTPS: media pings and the control connect must come from it. */
+  ownerIp: string;
   clientFingerprint: string | null;
   rtsp: RtspSession;
   pingPayload: string;
@@ -335,6 +337,7 @@ export class GameStreamHost {
     const connectData = new DataView(new Uint8Array(randomBytes(4)).buffer).getUint32(0);
     this.#session = {
       request: { ...launch, appId },
+      ownerIp: request.sourceIp,
       clientFingerprint: request.clientFingerprint,
       rtsp: new RtspSession({
         ports: this.ports,
@@ -411,6 +414,7 @@ export class GameStreamHost {
         min_required_fec: video.minRequiredFecPackets,
         encrypt: (streams.parameters.encryptionFlags & SS_ENC_VIDEO) !== 0,
         ping_payload: pingPayload,
+        client_ip: session.ownerIp,
       },
     };
     let videoHandle: VideoSenderHandle;
@@ -443,6 +447,7 @@ export class GameStreamHost {
       bitrate_bps: audioBitrate(audio.channelCount, streams.audioHighQuality),
       bind: `${options.bind}:${this.ports.audio}`,
       ping_payload: pingPayload,
+      client_ip: session.ownerIp,
       encrypt: encryptAudio,
       key,
       rikeyid: session.request.rikeyId >>> 0,
