@@ -13,7 +13,7 @@ import { createAppCatalogue, DESKTOP_APP_ID } from "./apps.ts";
 import type { AppCatalogue } from "./apps.ts";
 import { CONTROL_TYPE, decodeClientMessage, hdrModePayload, terminationPayload } from "./control.ts";
 import { startControlServer } from "./control_server.ts";
-import type { ControlConnection, ControlServer } from "./control_server.ts";
+import type { ControlConnection, ControlRemote, ControlServer } from "./control_server.ts";
 import type { InputEvent } from "./input.ts";
 import {
   LaunchParamError,
@@ -161,6 +161,7 @@ export class GameStreamHost {
     this.#control = startControlServer({
       bind: options.bind,
       port: this.ports.control,
+      admit: (data, remote) => this.#admitControl(data, remote),
       accept: (data, remote, connection) => this.#acceptControl(data, remote, connection),
       log: log.child("control"),
     });
@@ -483,11 +484,21 @@ export class GameStreamHost {
     });
   }
 
-  #acceptControl(connectData: number, remote: string, connection: ControlConnection) {
+  /**
+   * Only the session's owner (the IP that launched it) with the session's connect data gets a control peer: the
+   * connect data travels in plain RTSP, so a stranger who sniffed it is refused and the owner is not locked out.
+   */
+  #admitControl(connectData: number, remote: ControlRemote): boolean {
     const session = this.#session;
-    if (!session || session.connectData !== connectData || session.control) return null;
+    return session !== null && session.control === null && session.connectData === connectData &&
+      remote.ip === session.ownerIp;
+  }
+
+  #acceptControl(connectData: number, remote: ControlRemote, connection: ControlConnection) {
+    const session = this.#session;
+    if (!session || !this.#admitControl(connectData, remote)) return null;
     session.control = connection;
-    this.options.log.info("GameStream control stream bound", { remote });
+    this.options.log.info("GameStream control stream bound", { remote: connection.remote });
     return {
       key: session.request.rikey,
       onMessage: (type: number, payload: Uint8Array) => this.#onControlMessage(session, type, payload),
