@@ -2,9 +2,9 @@
  * The GameStream plane (`serve --gamestream`): nvhttp + pairing, launch, RTSP, control stream and the
  * native media sessions, for one streaming session at a time (Moonlight's model: one app, one client).
  *
- * Session life: /launch stores keys and raises an RTSP handshake; PLAY starts native video (ping-bound,
- * RTP + RS FEC, optional AES-GCM) and audio; the control stream binds by ENet connect data and carries IDR
- * requests and input; /cancel, the management API, unpairing the client, a control timeout or
+ * Session life: /launch stores keys and the launching address (the owner) and raises an RTSP handshake; PLAY
+ * starts native video (bound by the owner's ping, RTP + RS FEC, optional AES-GCM) and audio; the control stream
+ * binds by ENet connect data from the owner's IP and carries IDR requests and input; /cancel, the management API, unpairing the client, a control timeout or
  * disconnect stop it, sending Moonlight the termination message first.
  */
 import { randomBytes } from "node:crypto";
