@@ -114,6 +114,9 @@ export function controlRemote(hostname: string, port: number): ControlRemote {
 const keyOf = (remote: ControlRemote) =>
   `${remote.ip.includes(":") ? `[${remote.ip}]` : remote.ip}:${remote.port}`;
 
+/** Logs about dropped traffic are written at counts 1, 2, 4, 8, …, so a flood cannot flood the log. */
+const isPowerOfTwo = (n: number) => (n & (n - 1)) === 0;
+
 const randomPeerId = () => crypto.getRandomValues(new Uint16Array(1))[0] % ENET_MAXIMUM_PEER_ID;
 
 /** The control port's state without the socket: feed it datagrams and ticks; it sends through `options.send`. */
@@ -157,8 +160,8 @@ export class ControlEndpoint {
         return;
       }
       if (!this.options.admit(request.connectData, remote)) {
-        this.#stats.refusedConnects++;
-        this.options.log.info("control connect refused", { remote: key });
+        const refused = ++this.#stats.refusedConnects;
+        if (isPowerOfTwo(refused)) this.options.log.info("control connect refused", { remote: key, refused });
         return;
       }
       if (!this.#makeRoom(remote)) {
@@ -244,10 +247,15 @@ export class ControlEndpoint {
         message = entry.cipher.open(delivery.payload);
       } catch (error) {
         const code = error instanceof ControlError ? error.code : "malformed";
-        if (code === "tag") this.#stats.forgedMessages++;
-        else if (code === "replayed") this.#stats.replayedMessages++;
-        else this.#stats.malformedMessages++;
-        log.debug("control message dropped", { remote: entry.key, reason: code, ...this.#stats });
+        const counter = code === "tag"
+          ? "forgedMessages"
+          : code === "replayed"
+          ? "replayedMessages"
+          : "malformedMessages";
+        const count = ++this.#stats[counter];
+        if (isPowerOfTwo(count)) {
+          log.info("control message dropped", { remote: entry.key, reason: code, count });
+        }
         continue;
       }
       entry.lastActivityMs = this.#now;

@@ -13,7 +13,7 @@ const OWNER_IP = "127.0.0.1";
 const OWNER: ControlRemote = { ip: OWNER_IP, port: 50_000 };
 
 /** A host endpoint that admits the owner's IP with the session's connect data, as GameStreamHost does. */
-function hostUnderTest() {
+function hostUnderTest(logLines: string[] = []) {
   const outbox: { datagram: Uint8Array; to: ControlRemote }[] = [];
   const messages: { type: number; payload: Uint8Array }[] = [];
   const closed: string[] = [];
@@ -21,7 +21,7 @@ function hostUnderTest() {
   const admit = (data: number, remote: ControlRemote) =>
     data === CONNECT_DATA && remote.ip === OWNER_IP && bound === 0;
   const endpoint = new ControlEndpoint({
-    log: new Logger("test", { level: "error", format: "json", sink: () => {} }),
+    log: new Logger("test", { level: "debug", format: "json", sink: (line) => logLines.push(line) }),
     send: (datagram, to) => outbox.push({ datagram, to }),
     admit,
     accept: (data, remote): ControlSessionHandler | null => {
@@ -170,6 +170,16 @@ Deno.test("control endpoint: a replayed or forged envelope changes nothing and t
   assertEquals(host.closed, [], "a forged envelope does not end the session");
   client.send(CONTROL_TYPE.PERIODIC_PING, periodicPingPayload());
   assertEquals(host.messages.map((m) => m.type), [CONTROL_TYPE.IDR_REQUEST, CONTROL_TYPE.PERIODIC_PING]);
+});
+
+Deno.test("control endpoint: a flood of refused CONNECTs logs at counts 1, 2, 4, …, never per datagram", () => {
+  const lines: string[] = [];
+  const host = hostUnderTest(lines);
+  const connect = new EnetClientPeer().connect(CONNECT_DATA, 0).datagrams[0];
+  for (let port = 1; port <= 100; port++) host.endpoint.receive(connect, { ip: "127.0.0.2", port }, 0);
+  assertEquals(host.endpoint.stats.refusedConnects, 100);
+  const refusals = lines.filter((line) => line.includes("control connect refused"));
+  assertEquals(refusals.map((line) => JSON.parse(line).refused), [1, 2, 4, 8, 16, 32, 64]);
 });
 
 Deno.test("controlRemote writes IPv4-mapped addresses as IPv4", () => {
