@@ -43,7 +43,8 @@ export type ControlErrorCode =
   | "tag"
   | "nested"
   | "too_large"
-  | "sequence_exhausted";
+  | "sequence_exhausted"
+  | "replayed";
 
 export class ControlError extends Error {
   override readonly name = "ControlError";
@@ -61,11 +62,51 @@ function nonce(seq: number, direction: "C" | "H"): Uint8Array {
 }
 
 /**
- * Seals our messages and opens the peer's. Each direction counts its own sequence from 0 (§6.3); like Moonlight
- * and Sunshine we do not check the peer's sequence for replays, since ENet already delivers each message once.
+ * Sequence numbers remembered below the newest one opened. One counter spans every ENet channel, and a message held
+ * back by a retransmit arrives after newer ones on other channels: 8192 covers several seconds of 1 kHz mouse
+ * input behind one lost datagram, for 1 KiB per connection. Anything older is refused like a replay.
+ */
+export const CONTROL_REPLAY_WINDOW = 8192;
+
+/** Which sequence numbers were opened already (an anti-replay window, as IPsec and DTLS keep one). */
+class ReplayWindow {
+  #newest = -1;
+  readonly #seen = new Uint32Array(CONTROL_REPLAY_WINDOW / 32);
+
+  isFresh(seq: number): boolean {
+    if (seq > this.#newest) return true;
+    if (this.#newest - seq >= CONTROL_REPLAY_WINDOW) return false;
+    const slot = seq % CONTROL_REPLAY_WINDOW;
+    return (this.#seen[slot >>> 5] & (1 << (slot & 31))) === 0;
+  }
+
+  /** Call only for an authenticated `seq` that `isFresh` accepted. */
+  mark(seq: number): void {
+    if (seq > this.#newest) {
+      if (seq - this.#newest >= CONTROL_REPLAY_WINDOW) {
+        this.#seen.fill(0);
+      } else {
+        for (let s = this.#newest + 1; s < seq; s++) {
+          const slot = s % CONTROL_REPLAY_WINDOW;
+          this.#seen[slot >>> 5] &= ~(1 << (slot & 31));
+        }
+      }
+      this.#newest = seq;
+    }
+    const slot = seq % CONTROL_REPLAY_WINDOW;
+    this.#seen[slot >>> 5] |= 1 << (slot & 31);
+  }
+}
+
+/**
+ * Seals our messages and opens the peer's. Each direction counts its own sequence from 0 (§6.3). The sequence is
+ * part of the GCM nonce, so it is authenticated: `open` refuses a sequence it opened before or one older than the
+ * replay window (ENet delivers each message once, but an attacker who captured an envelope can wrap it in a fresh
+ * ENet command). Sunshine and Moonlight do not check this; a genuine peer never repeats a sequence.
  */
 export class ControlCipher {
   #sendSeq = 0;
+  readonly #opened = new ReplayWindow();
   readonly #key: Uint8Array;
   readonly #sendDirection: "C" | "H";
   readonly #receiveDirection: "C" | "H";
@@ -130,6 +171,11 @@ export class ControlCipher {
     } catch {
       throw new ControlError("tag", "control message failed authentication");
     }
+    // Checked after the tag, so the counts tell forgeries (tag) from captured genuine messages (replayed).
+    if (!this.#opened.isFresh(seq)) {
+      throw new ControlError("replayed", `control sequence ${seq} was opened before or is too old`);
+    }
+    this.#opened.mark(seq);
     const inner = new DataView(plain.buffer, plain.byteOffset, plain.byteLength);
     const type = inner.getUint16(0, true);
     if (type === CONTROL_TYPE.ENCRYPTED) throw new ControlError("nested", "nested encrypted envelope");

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { createCipheriv } from "node:crypto";
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import {
+  CONTROL_REPLAY_WINDOW,
   CONTROL_TYPE,
   ControlCipher,
   ControlError,
@@ -95,8 +96,59 @@ Deno.test("ControlCipher.open refuses short, unencrypted, mis-sized, forged and 
   assertEquals(host.open(framed.subarray(5)).type, CONTROL_TYPE.START_B);
 });
 
-Deno.test("ControlCipher.open checks the decrypted V2 header (inner length, nested type)", () => {
+Deno.test("ControlCipher.open refuses a replayed or too-old sequence; reordering inside the window is fine", () => {
+  const client = new ControlCipher(KEY, "client");
   const host = new ControlCipher(KEY, "host");
+  const sealed = Array.from({ length: 5 }, (_, i) => client.seal(CONTROL_TYPE.INPUT, Uint8Array.of(i)));
+  // Arrival order 0, 3, 1, 4, 2: each opens once; any repeat is a replay.
+  for (const i of [0, 3, 1, 4, 2]) assertEquals(host.open(sealed[i]).payload, Uint8Array.of(i));
+  for (const i of [0, 1, 2, 3, 4]) assertEquals(controlError(() => host.open(sealed[i])), "replayed");
+  // A forgery with an unseen sequence fails the tag and does not move the window.
+  const forged = client.seal(CONTROL_TYPE.INPUT, Uint8Array.of(9));
+  new DataView(forged.buffer).setUint32(4, 1_000_000, true);
+  assertEquals(controlError(() => host.open(forged)), "tag");
+  // Jump ahead by the window: everything at or below newest − window is refused, unseen newer ones open.
+  const far = new ControlCipher(KEY, "client");
+  const envelopes = new Map<number, Uint8Array>();
+  for (let seq = 0; seq <= CONTROL_REPLAY_WINDOW + 10; seq++) {
+    const envelope = far.seal(CONTROL_TYPE.INPUT, new Uint8Array(1));
+    if (seq === 5 || seq === 11 || seq === CONTROL_REPLAY_WINDOW + 10) envelopes.set(seq, envelope);
+  }
+  const fresh = new ControlCipher(KEY, "host");
+  fresh.open(envelopes.get(CONTROL_REPLAY_WINDOW + 10)!);
+  assertEquals(controlError(() => fresh.open(envelopes.get(5)!)), "replayed", "older than the window");
+  assertEquals(fresh.open(envelopes.get(11)!).payload.length, 1, "inside the window, unseen");
+  assertEquals(controlError(() => fresh.open(envelopes.get(11)!)), "replayed");
+});
+
+Deno.test("ControlCipher property: any arrival order opens each sequence exactly once", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 63 }), { minLength: 1, maxLength: 200 }),
+      (arrivals) => {
+        const client = new ControlCipher(KEY, "client");
+        const sealed = Array.from({ length: 64 }, () => client.seal(CONTROL_TYPE.INPUT, new Uint8Array(1)));
+        const host = new ControlCipher(KEY, "host");
+        const opened = new Set<number>();
+        for (const i of arrivals) {
+          try {
+            host.open(sealed[i]);
+            assert(!opened.has(i), `sequence ${i} opened twice`);
+            opened.add(i);
+          } catch (error) {
+            assert(error instanceof ControlError && error.code === "replayed", String(error));
+            assert(opened.has(i), `sequence ${i} refused before it was opened`);
+          }
+        }
+        assertEquals(opened.size, new Set(arrivals).size);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("ControlCipher.open checks the decrypted V2 header (inner length, nested type)", () => {
+  // Each envelope below reuses sequence 0, so each is opened by a fresh cipher (a repeat would be a replay).
   // Authentic envelopes around hand-made plaintexts, sealed the way a client would (seq 0, direction 'C').
   const sealRaw = (plain: Uint8Array): Uint8Array => {
     const iv = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x43, 0x43);
@@ -109,16 +161,22 @@ Deno.test("ControlCipher.open checks the decrypted V2 header (inner length, nest
     out.set(ciphertext, 24);
     return out;
   };
-  assertEquals(host.open(sealRaw(Uint8Array.of(0x02, 0x03, 2, 0, 0, 0))).type, CONTROL_TYPE.IDR_REQUEST);
   assertEquals(
-    controlError(() => host.open(sealRaw(Uint8Array.of(0x02, 0x03, 3, 0, 0, 0)))),
+    new ControlCipher(KEY, "host").open(sealRaw(Uint8Array.of(0x02, 0x03, 2, 0, 0, 0))).type,
+    CONTROL_TYPE.IDR_REQUEST,
+  );
+  assertEquals(
+    controlError(() => new ControlCipher(KEY, "host").open(sealRaw(Uint8Array.of(0x02, 0x03, 3, 0, 0, 0)))),
     "length_mismatch",
   );
   assertEquals(
-    controlError(() => host.open(sealRaw(Uint8Array.of(0x02, 0x03, 1, 0, 0, 0)))),
+    controlError(() => new ControlCipher(KEY, "host").open(sealRaw(Uint8Array.of(0x02, 0x03, 1, 0, 0, 0)))),
     "length_mismatch",
   );
-  assertEquals(controlError(() => host.open(sealRaw(Uint8Array.of(0x01, 0x00, 0, 0)))), "nested");
+  assertEquals(
+    controlError(() => new ControlCipher(KEY, "host").open(sealRaw(Uint8Array.of(0x01, 0x00, 0, 0)))),
+    "nested",
+  );
 });
 
 Deno.test("decodeClientMessage: every §6.4 type, with short payloads malformed", () => {

@@ -422,6 +422,21 @@ export function encodeDatagram(header: EnetHeader, commands: readonly EnetComman
   return bytes;
 }
 
+/**
+ * The connect data of a datagram that is a well-formed ENet CONNECT (peer ID 0xFFF, a CONNECT command first, with
+ * the channel count and peer ID `EnetHostPeer` would accept), else null. Lets a host decide before it creates any
+ * peer state: everything else from an unknown address is dropped without a trace.
+ */
+export function parseConnectRequest(bytes: Uint8Array): { connectData: number } | null {
+  const decoded = decodeDatagram(bytes);
+  if (!decoded.ok || decoded.datagram.header.peerId !== ENET_MAXIMUM_PEER_ID) return null;
+  const command = decoded.datagram.commands[0];
+  if (command.kind !== "connect") return null;
+  if (command.channelCount < 1 || command.channelCount > ENET_MAXIMUM_CHANNEL_COUNT) return null;
+  if (command.outgoingPeerId >= ENET_MAXIMUM_PEER_ID) return null;
+  return { connectData: command.data >>> 0 };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Host-side peer
 

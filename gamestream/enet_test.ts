@@ -11,6 +11,7 @@ import {
   type EnetEvent,
   EnetHostPeer,
   type EnetOutput,
+  parseConnectRequest,
 } from "./enet.ts";
 
 const encoder = new TextEncoder();
@@ -629,6 +630,28 @@ Deno.test("fuzz: random bytes never make decodeDatagram or receive throw", () =>
     }),
     { numRuns: 3000 },
   );
+});
+
+Deno.test("fuzz: a listening peer leaves 'listening' only for a datagram parseConnectRequest accepts", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      const peer = new EnetHostPeer();
+      const out = peer.receive(bytes, 0);
+      if (parseConnectRequest(bytes) === null) {
+        assertEquals(peer.state, "listening");
+        assertEquals(out.datagramsToSend.length, 0);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  // And a real CONNECT is recognised, with its connect data.
+  const client = new TestClient();
+  const connect = client.connect(0xdeadbeef, 0);
+  assertEquals(parseConnectRequest(connect), { connectData: 0xdeadbeef });
+  const peer = new EnetHostPeer();
+  peer.receive(connect, 0);
+  assertEquals(peer.state, "acknowledging_connect");
+  assertEquals(parseConnectRequest(connect.subarray(0, connect.length - 1)), null);
 });
 
 Deno.test("fuzz: well-formed random commands into a connected peer keep memory bounded", () => {

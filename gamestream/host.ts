@@ -2,9 +2,9 @@
  * The GameStream plane (`serve --gamestream`): nvhttp + pairing, launch, RTSP, control stream and the
  * native media sessions, for one streaming session at a time (Moonlight's model: one app, one client).
  *
- * Session life: /launch stores keys and raises an RTSP handshake; PLAY starts native video (ping-bound,
- * RTP + RS FEC, optional AES-GCM) and audio; the control stream binds by ENet connect data and carries IDR
- * requests and input; /cancel, the management API, unpairing the client, a control timeout or
+ * Session life: /launch stores keys and the launching address (the owner) and raises an RTSP handshake; PLAY
+ * starts native video (bound by the owner's ping, RTP + RS FEC, optional AES-GCM) and audio; the control stream
+ * binds by ENet connect data from the owner's IP and carries IDR requests and input; /cancel, the management API, unpairing the client, a control timeout or
  * disconnect stop it, sending Moonlight the termination message first.
  */
 import { randomBytes } from "node:crypto";
@@ -13,7 +13,7 @@ import { createAppCatalogue, DESKTOP_APP_ID } from "./apps.ts";
 import type { AppCatalogue } from "./apps.ts";
 import { CONTROL_TYPE, decodeClientMessage, hdrModePayload, terminationPayload } from "./control.ts";
 import { startControlServer } from "./control_server.ts";
-import type { ControlConnection, ControlServer } from "./control_server.ts";
+import type { ControlConnection, ControlRemote, ControlServer } from "./control_server.ts";
 import type { InputEvent } from "./input.ts";
 import {
   LaunchParamError,
@@ -69,6 +69,8 @@ export interface GameStreamHostOptions {
 
 interface ActiveSession {
   request: LaunchRequest;
+  /** The address that launched the session over HTTPS: media pings and the control connect must come from it. */
+  ownerIp: string;
   clientFingerprint: string | null;
   rtsp: RtspSession;
   pingPayload: string;
@@ -159,6 +161,7 @@ export class GameStreamHost {
     this.#control = startControlServer({
       bind: options.bind,
       port: this.ports.control,
+      admit: (data, remote) => this.#admitControl(data, remote),
       accept: (data, remote, connection) => this.#acceptControl(data, remote, connection),
       log: log.child("control"),
     });
@@ -349,6 +352,7 @@ export class GameStreamHost {
     const connectData = new DataView(new Uint8Array(randomBytes(4)).buffer).getUint32(0);
     this.#session = {
       request: { ...launch, appId },
+      ownerIp: request.sourceIp,
       clientFingerprint: request.clientFingerprint,
       rtsp: new RtspSession({
         ports: this.ports,
@@ -425,6 +429,7 @@ export class GameStreamHost {
         min_required_fec: video.minRequiredFecPackets,
         encrypt: (streams.parameters.encryptionFlags & SS_ENC_VIDEO) !== 0,
         ping_payload: pingPayload,
+        client_ip: session.ownerIp,
       },
     };
     let videoHandle: VideoSenderHandle;
@@ -457,6 +462,7 @@ export class GameStreamHost {
       bitrate_bps: audioBitrate(audio.channelCount, streams.audioHighQuality),
       bind: `${options.bind}:${this.ports.audio}`,
       ping_payload: pingPayload,
+      client_ip: session.ownerIp,
       encrypt: encryptAudio,
       key,
       rikeyid: session.request.rikeyId >>> 0,
@@ -492,11 +498,21 @@ export class GameStreamHost {
     });
   }
 
-  #acceptControl(connectData: number, remote: string, connection: ControlConnection) {
+  /**
+   * Only the session's owner (the IP that launched it) with the session's connect data gets a control peer: the
+   * connect data travels in plain RTSP, so a stranger who sniffed it is refused and the owner is not locked out.
+   */
+  #admitControl(connectData: number, remote: ControlRemote): boolean {
     const session = this.#session;
-    if (!session || session.connectData !== connectData || session.control) return null;
+    return session !== null && session.control === null && session.connectData === connectData &&
+      remote.ip === session.ownerIp;
+  }
+
+  #acceptControl(connectData: number, remote: ControlRemote, connection: ControlConnection) {
+    const session = this.#session;
+    if (!session || !this.#admitControl(connectData, remote)) return null;
     session.control = connection;
-    this.options.log.info("GameStream control stream bound", { remote });
+    this.options.log.info("GameStream control stream bound", { remote: connection.remote });
     return {
       key: session.request.rikey,
       onMessage: (type: number, payload: Uint8Array) => this.#onControlMessage(session, type, payload),

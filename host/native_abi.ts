@@ -365,6 +365,8 @@ export interface VideoSenderConfig {
     min_required_fec?: number;
     encrypt?: boolean;
     ping_payload?: string;
+    /** The session owner's IP (the address that launched it): only its pings bind the stream. */
+    client_ip?: string;
     ping_timeout_ms?: number;
   };
   bind?: string;
@@ -403,6 +405,8 @@ export interface GameStreamAudioSenderConfig extends OpusLayoutConfig, GameStrea
   bitrate_bps?: number;
   bind: string;
   ping_payload?: string;
+  /** The session owner's IP (the address that launched it): only its pings bind the stream. */
+  client_ip?: string;
   ping_timeout_ms?: number;
   loss_ppm?: number;
 }

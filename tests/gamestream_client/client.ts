@@ -365,6 +365,11 @@ export class GameStreamTestClient {
   }
 }
 
+export interface SentControlMessage {
+  envelope: Uint8Array;
+  datagrams: Uint8Array[];
+}
+
 /** Moonlight's control stream: ENet connect with the connect data, Start A/B, 100 ms pings, input. */
 export class ControlStream {
   readonly received: { type: number; payload: Uint8Array }[] = [];
@@ -430,13 +435,27 @@ export class ControlStream {
     } catch { /* socket closed */ }
   }
 
-  sendMessage(type: number, payload: Uint8Array, channel = 0): void {
-    if (this.peer.state !== "connected") return;
-    this.#send(this.peer.send(channel, this.cipher.seal(type, payload), performance.now()).datagrams);
+  /** Returns what went out (the sealed envelope and its datagrams), so a security test can replay them. */
+  sendMessage(type: number, payload: Uint8Array, channel = 0): SentControlMessage | null {
+    if (this.peer.state !== "connected") return null;
+    return this.sendSealed(this.cipher.seal(type, payload), channel);
   }
 
-  sendInput(event: InputEvent): void {
-    this.sendMessage(CONTROL_TYPE.INPUT, encodeInputEvent(event), 2);
+  sendInput(event: InputEvent): SentControlMessage | null {
+    return this.sendMessage(CONTROL_TYPE.INPUT, encodeInputEvent(event), 2);
+  }
+
+  /** Sends an already-sealed envelope in a fresh ENet command (what an attacker holding a capture can do). */
+  sendSealed(envelope: Uint8Array, channel = 0): SentControlMessage | null {
+    if (this.peer.state !== "connected") return null;
+    const datagrams = this.peer.send(channel, envelope, performance.now()).datagrams;
+    this.#send(datagrams);
+    return { envelope, datagrams };
+  }
+
+  /** Sends bytes as they are from this stream's socket (a replayed capture). */
+  sendRaw(datagram: Uint8Array): void {
+    this.#send([datagram]);
   }
 
   close(): void {

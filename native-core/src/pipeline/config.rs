@@ -21,6 +21,8 @@ pub struct GameStreamVideoWire {
     pub encrypt: bool,
     /// `X-SS-Ping-Payload`: the client's pings carry it; None accepts the legacy `PING`.
     pub ping_payload: Option<[u8; 16]>,
+    /// The session owner's IP (the address that launched it): only its pings bind the stream.
+    pub client_ip: Option<std::net::IpAddr>,
     /// How long to wait for the client's first ping before giving up the session.
     pub ping_timeout_ms: u32,
 }
@@ -233,6 +235,8 @@ impl PipelineConfig {
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
                     ping_payload,
+                    client_ip: super::client_ping::client_ip(gs)
+                        .map_err(|e| format!("gamestream.{e}"))?,
                     // Sunshine's ping_timeout: 10 s for the client to show up.
                     ping_timeout_ms: u32_field(gs, "ping_timeout_ms", 10_000, 100, 600_000)?,
                 })
@@ -299,7 +303,7 @@ mod tests {
 
     #[test]
     fn gamestream_wire_needs_no_destination_and_checks_its_fields() {
-        let ok = r#"{"key":"000102030405060708090a0b0c0d0e0f","fec":{"scheme":"gf8"},"gamestream":{"packet_size":1024,"encrypt":true,"ping_payload":"0123456789ABCDEF"}}"#;
+        let ok = r#"{"key":"000102030405060708090a0b0c0d0e0f","fec":{"scheme":"gf8"},"gamestream":{"packet_size":1024,"encrypt":true,"ping_payload":"0123456789ABCDEF","client_ip":"192.168.1.20"}}"#;
         let config = PipelineConfig::from_json(ok).unwrap();
         let Wire::GameStream(gs) = config.wire else {
             panic!("expected gamestream wire")
@@ -307,7 +311,12 @@ mod tests {
         assert_eq!(gs.packet_size, 1024);
         assert!(gs.encrypt);
         assert_eq!(&gs.ping_payload.unwrap(), b"0123456789ABCDEF");
+        assert_eq!(gs.client_ip, Some("192.168.1.20".parse().unwrap()));
         for (json, needle) in [
+            (
+                r#"{"key":"000102030405060708090a0b0c0d0e0f","fec":{"scheme":"gf8"},"gamestream":{"client_ip":"not-an-ip"}}"#,
+                "gamestream.client_ip",
+            ),
             (
                 r#"{"key":"000102030405060708090a0b0c0d0e0f","gamestream":{}}"#,
                 "gf8",

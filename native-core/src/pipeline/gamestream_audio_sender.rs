@@ -2,7 +2,7 @@
 //! packet size so RS(4,2) FEC applies) → RTP + optional AES-CBC + FEC packets → UDP to the address
 //! the client's first ping came from.
 
-use super::client_ping::{bind_client_by_ping, ping_payload};
+use super::client_ping::{bind_client_by_ping, client_ip, ping_payload, PingFilter};
 use super::config::{field, hex_bytes, string_field, u32_field};
 use super::worker::{Worker, WorkerShared};
 use crate::audio::opus::{FrameDuration, OpusEncoder, OpusStreamConfig, MAX_CHANNELS};
@@ -34,6 +34,8 @@ pub struct GsAudioSenderConfig {
     pub duration: FrameDuration,
     pub bind: SocketAddr,
     pub ping_payload: Option<[u8; 16]>,
+    /// The session owner's IP: only its pings bind the stream.
+    pub client_ip: Option<std::net::IpAddr>,
     pub ping_timeout_ms: u32,
     pub encryption: Option<GsAudioEncryption>,
     pub loss_ppm: u32,
@@ -127,6 +129,7 @@ impl GsAudioSenderConfig {
                 .parse()
                 .map_err(|_| format!("bind must be IP:PORT, got {bind:?}"))?,
             ping_payload: ping_payload(&root)?,
+            client_ip: client_ip(&root)?,
             ping_timeout_ms: u32_field(&root, "ping_timeout_ms", 10_000, 100, 600_000)?,
             encryption: audio_encryption(&root)?,
             loss_ppm: u32_field(&root, "loss_ppm", 0, 0, 1_000_000)?,
@@ -162,16 +165,26 @@ pub fn start_gs_audio_sender(config: GsAudioSenderConfig) -> Result<Worker, Stri
     Worker::spawn("pf-gs-audio", port, move |shared| {
         shared.set("source", source_name);
         let timeout = Duration::from_millis(u64::from(config.ping_timeout_ms));
-        let client =
-            match bind_client_by_ping(&socket, config.ping_payload.as_ref(), timeout, &shared.stop)
-            {
-                Ok((client, _)) => client,
-                Err(error) => {
-                    shared.event("error", &[("message", format!("audio: {error}").into())]);
-                    return;
-                }
-            };
-        shared.event("client_bound", &[("address", client.to_string().into())]);
+        let filter = PingFilter {
+            payload: config.ping_payload,
+            owner: config.client_ip,
+        };
+        let client = match bind_client_by_ping(&socket, &filter, timeout, &shared.stop) {
+            Ok(client) => client,
+            Err(error) => {
+                shared.event("error", &[("message", format!("audio: {error}").into())]);
+                return;
+            }
+        };
+        shared.add("ignored_datagrams", client.ignored);
+        shared.add("foreign_pings", client.foreign_pings);
+        shared.event(
+            "client_bound",
+            &[
+                ("address", client.address.to_string().into()),
+                ("foreign_pings", client.foreign_pings.into()),
+            ],
+        );
         stream_audio(&config, source.as_mut(), &mut encoder, &socket, shared);
     })
 }
@@ -257,6 +270,7 @@ mod tests {
             ),
             (r#"{"ping_payload":"abc"}"#, "ping_payload"),
             (r#"{"mapping":[0]}"#, "mapping"),
+            (r#"{"client_ip":"127.0.0.1:80"}"#, "client_ip"),
             ("[]", "object"),
         ] {
             let error = GsAudioSenderConfig::from_json(json).unwrap_err();

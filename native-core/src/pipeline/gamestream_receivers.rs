@@ -486,6 +486,54 @@ mod tests {
         assert!(stats["idr_frames"].as_u64().unwrap() >= 1);
     }
 
+    /// A stranger (127.0.0.2) with the sniffed ping payload pings before and after the owner: the
+    /// stream binds to the owner only and the stranger receives nothing.
+    #[test]
+    fn gamestream_audio_binds_to_the_owner_not_to_a_stranger_with_the_payload() {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let host_addr = probe.local_addr().unwrap();
+        drop(probe);
+        let common = format!(r#""encrypt":false,"ping_payload":"{PING}""#);
+        let mut sender = start_gs_audio_sender(
+            GsAudioSenderConfig::from_json(&format!(
+                r#"{{"bind":"{host_addr}","client_ip":"127.0.0.1",{common}}}"#
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+        let mut ping = PING.as_bytes().to_vec();
+        ping.extend_from_slice(&1u32.to_be_bytes());
+        stranger.send_to(&ping, host_addr).unwrap();
+        let mut receiver = start_gs_audio_receiver(
+            GsAudioReceiverConfig::from_json(&format!(
+                r#"{{"host":"{host_addr}","bind":"127.0.0.1:0",{common}}}"#
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let decoded = wait_for(&receiver, "packets_decoded", 20, Duration::from_secs(10));
+        stranger.send_to(&ping, host_addr).unwrap();
+        let more = wait_for(
+            &receiver,
+            "packets_decoded",
+            decoded + 20,
+            Duration::from_secs(10),
+        );
+        let foreign = sender.shared.get("foreign_pings");
+        sender.stop();
+        receiver.stop();
+        assert!(more >= decoded + 20, "{}", receiver.stats_json());
+        assert_eq!(foreign, 1, "{}", sender.stats_json());
+        stranger.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 2048];
+        let nothing = stranger.recv_from(&mut buf);
+        assert_eq!(
+            nothing.map(|(len, _)| len).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock
+        );
+    }
+
     #[test]
     fn gamestream_audio_reaches_a_pinging_client_encrypted() {
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -5,7 +5,7 @@
 //! behind, the encode thread skips a capture instead of queueing (latency over completeness).
 //! Encoded-frame buffers travel back on a return channel, so steady state allocates nothing.
 
-use super::client_ping::bind_client_by_ping;
+use super::client_ping::{bind_client_by_ping, PingFilter};
 use super::config::{GameStreamVideoWire, PipelineConfig, SourceKind, Wire};
 use super::events::EventQueue;
 use super::stats::{PipelineStats, Stage};
@@ -363,13 +363,18 @@ fn run_wire(
             wire,
         } => {
             let timeout = Duration::from_millis(u64::from(wire.ping_timeout_ms));
-            match bind_client_by_ping(&socket, wire.ping_payload.as_ref(), timeout, &shared.stop) {
-                Ok((client, ignored)) => {
+            let filter = PingFilter {
+                payload: wire.ping_payload,
+                owner: wire.client_ip,
+            };
+            match bind_client_by_ping(&socket, &filter, timeout, &shared.stop) {
+                Ok(client) => {
                     shared.events.push(json_event(
                         "client_bound",
                         &[
-                            ("address", crate::json::string(&client.to_string())),
-                            ("ignored_datagrams", ignored.to_string()),
+                            ("address", crate::json::string(&client.address.to_string())),
+                            ("ignored_datagrams", client.ignored.to_string()),
+                            ("foreign_pings", client.foreign_pings.to_string()),
                         ],
                     ));
                     let link = PacedLink::new(&config, UdpSender::from_connected(socket));
