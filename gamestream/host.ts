@@ -22,13 +22,14 @@ import {
   renderLaunchParamError,
   renderLaunchResponse,
   rtspSessionUrl,
+  wantsEncryptedRtsp,
 } from "./launch.ts";
 import type { LaunchRequest } from "./launch.ts";
 import { startNvHttpServers } from "./nvhttp_server.ts";
 import type { NvHttpReply, NvHttpRequest, NvHttpServers } from "./nvhttp_server.ts";
 import { renderAppList, renderCancel, renderError, renderServerInfo, renderUnpair } from "./nvhttp_xml.ts";
 import type { CodecSupport } from "./nvhttp_xml.ts";
-import { gameStreamPorts, RtspSession } from "./rtsp.ts";
+import { gameStreamPorts, normalizeAddress, RtspSession } from "./rtsp.ts";
 import type { GameStreamPorts, NegotiatedStreams, RtspSessionAction } from "./rtsp.ts";
 import { startRtspServer } from "./rtsp_server.ts";
 import type { RtspServer } from "./rtsp_server.ts";
@@ -70,6 +71,11 @@ export interface GameStreamHostOptions {
 interface ActiveSession {
   request: LaunchRequest;
   clientFingerprint: string | null;
+  /**
+   * Source address of the HTTPS `/launch` (or `/resume`) that created the session: the only address whose RTSP
+   * requests are served (and the one media pings and the ENet connect are to come from).
+   */
+  ownerIp: string;
   rtsp: RtspSession;
   pingPayload: string;
   connectData: number;
@@ -333,9 +339,12 @@ export class GameStreamHost {
     await this.stopSession("replaced by a new launch");
     const pingPayload = toHex(new Uint8Array(randomBytes(8))).toUpperCase();
     const connectData = new DataView(new Uint8Array(randomBytes(4)).buffer).getUint32(0);
+    const encryptedRtsp = wantsEncryptedRtsp(launch);
+    const ownerIp = normalizeAddress(request.sourceIp);
     this.#session = {
       request: { ...launch, appId },
       clientFingerprint: request.clientFingerprint,
+      ownerIp,
       rtsp: new RtspSession({
         ports: this.ports,
         codecSupport: this.options.codecs,
@@ -347,6 +356,8 @@ export class GameStreamHost {
         pingPayload,
         connectData,
         sessionId: "DEADBEEFCAFE",
+        owner: ownerIp,
+        encryptionKey: encryptedRtsp ? launch.rikey : undefined,
       }),
       pingPayload,
       connectData,
@@ -362,11 +373,13 @@ export class GameStreamHost {
       app: appId,
       mode: `${launch.mode.width}x${launch.mode.height}x${launch.mode.fps}`,
       client: request.clientFingerprint,
+      owner: ownerIp,
+      encrypted_rtsp: encryptedRtsp,
     });
-    // Encrypted RTSP (rtspenc://) is not implemented: answering rtsp:// tells Moonlight to speak plain RTSP.
+    // corever ≥ 1 (every current Moonlight): rtspenc:// makes the client seal its RTSP with the launch's rikey.
     return {
       status: 200,
-      body: renderLaunchResponse(kind, rtspSessionUrl(request.localAddress, this.ports.rtsp, false)),
+      body: renderLaunchResponse(kind, rtspSessionUrl(request.localAddress, this.ports.rtsp, encryptedRtsp)),
     };
   }
 
