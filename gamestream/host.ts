@@ -66,6 +66,11 @@ export interface GameStreamHostOptions {
   fecPercent?: number;
   /** Host-side video loss injection for tests and demos (parts per million). */
   videoLossPpm?: number;
+  /**
+   * How long a session whose client vanished without /cancel (control stream timeout or ENet disconnect) is
+   * kept for `/resume`; 0 ends it at once. Default 0 here; `serve` passes `--gamestream-resume-grace`.
+   */
+  resumeGraceMs?: number;
 }
 
 interface ActiveSession {
@@ -85,6 +90,8 @@ interface ActiveSession {
   audio: MediaSessionHandle | null;
   control: ControlConnection | null;
   startedMs: number;
+  /** Set while the client is gone and the session waits for `/resume` (media stopped, app kept). */
+  suspended: { sinceMs: number; timer: ReturnType<typeof setTimeout> } | null;
 }
 
 /** Bitrate bounds: below 500 kbit/s nothing is watchable; x264 on 2 cores tops out far below 150 Mbit/s. */
@@ -158,7 +165,8 @@ export class GameStreamHost {
     this.#rtsp = startRtspServer({
       bind: options.bind,
       port: this.ports.rtsp,
-      session: () => this.#session?.rtsp ?? null,
+      // A kept session has no handshake in progress: its next one starts with /resume.
+      session: () => this.#session && !this.#session.suspended ? this.#session.rtsp : null,
       onActions: (actions, rtsp) => this.#onRtspActions(actions, rtsp),
       log: log.child("rtsp"),
     });
@@ -171,7 +179,10 @@ export class GameStreamHost {
     this.#tickTimer = setInterval(() => {
       this.pairing.tick();
       const session = this.#session;
-      if (session && !session.control && Date.now() - session.startedMs > LAUNCH_TIMEOUT_MS + 20_000) {
+      if (
+        session && !session.control && !session.suspended &&
+        Date.now() - session.startedMs > LAUNCH_TIMEOUT_MS + 20_000
+      ) {
         log.info("launch expired: the client never connected the control stream");
         void this.stopSession("launch timeout");
       }
@@ -245,6 +256,7 @@ export class GameStreamHost {
     const session = this.#session;
     if (!session) return;
     this.#session = null;
+    if (session.suspended) clearTimeout(session.suspended.timer);
     this.options.log.info("GameStream session ending", { reason });
     session.control?.close(CONTROL_TYPE.TERMINATION, terminationPayload());
     const video = session.video;
@@ -322,11 +334,23 @@ export class GameStreamHost {
       }
       throw error;
     }
-    if (kind === "launch" && this.#session?.video) {
+    const current = this.#session;
+    if (kind === "launch" && (current?.video || current?.suspended)) {
       return { status: 200, body: renderLaunchFailure(kind, 400, "An app is already running on this host") };
     }
-    if (kind === "resume" && !this.#session) {
+    if (kind === "resume" && !current) {
       return { status: 200, body: renderLaunchFailure(kind, 503, "No running app to resume") };
+    }
+    // Only the paired client that launched the app may take it over; another one must quit it (/cancel) first.
+    if (kind === "resume" && current && current.clientFingerprint !== request.clientFingerprint) {
+      this.options.log.warn("GameStream resume refused: the session belongs to another client", {
+        client: request.clientFingerprint,
+        source: request.sourceIp,
+      });
+      return {
+        status: 200,
+        body: renderLaunchFailure(kind, 403, "The running app was started by another client; quit it first"),
+      };
     }
     const appId = launch.appId ?? this.#session?.request.appId ?? DESKTOP_APP_ID;
     if (appId !== 0 && this.apps.findApp(appId) === null) {
@@ -367,6 +391,7 @@ export class GameStreamHost {
       audio: null,
       control: null,
       startedMs: Date.now(),
+      suspended: null,
     };
     this.options.log.info("GameStream launch", {
       kind,
@@ -442,7 +467,7 @@ export class GameStreamHost {
       videoHandle = await options.native.startVideoSender({ ...videoConfig, source: { kind: "synthetic" } });
       videoSource = "synthetic";
     }
-    if (this.#session !== session) {
+    if (this.#session !== session || session.suspended) {
       await videoHandle.close();
       return;
     }
@@ -476,7 +501,7 @@ export class GameStreamHost {
         source: { kind: "tone" },
       });
     }
-    if (this.#session !== session) {
+    if (this.#session !== session || session.suspended) {
       await audioHandle.close();
       return;
     }
@@ -493,7 +518,8 @@ export class GameStreamHost {
 
   #acceptControl(connectData: number, remote: string, connection: ControlConnection) {
     const session = this.#session;
-    if (!session || session.connectData !== connectData || session.control) return null;
+    // A kept (suspended) session takes no control stream: its client comes back through /resume.
+    if (!session || session.connectData !== connectData || session.control || session.suspended) return null;
     session.control = connection;
     this.options.log.info("GameStream control stream bound", { remote });
     return {
@@ -502,10 +528,37 @@ export class GameStreamHost {
       onClosed: (cause: string) => {
         if (this.#session === session) {
           session.control = null;
-          void this.stopSession(`control stream closed (${cause})`);
+          void this.#clientGone(session, cause);
         }
       },
     };
+  }
+
+  /**
+   * The control stream ended without /cancel (timeout or ENet disconnect): Moonlight's "Resume" needs the app
+   * kept, so media stops but the session stays (serverinfo says BUSY with its app) for the grace period.
+   */
+  async #clientGone(session: ActiveSession, cause: string): Promise<void> {
+    const graceMs = this.options.resumeGraceMs ?? 0;
+    const appId = session.request.appId ?? DESKTOP_APP_ID;
+    if (graceMs <= 0 || appId === 0 || cause === "local") {
+      await this.stopSession(`control stream closed (${cause})`);
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.#session === session) void this.stopSession("resume grace period over");
+    }, graceMs);
+    session.suspended = { sinceMs: Date.now(), timer };
+    this.options.log.info("GameStream client gone; session kept for resume", {
+      cause,
+      app: appId,
+      grace_s: graceMs / 1000,
+    });
+    const video = session.video;
+    const audio = session.audio;
+    session.video = null;
+    session.audio = null;
+    await Promise.all([video?.close(), audio?.close()]);
   }
 
   #onControlMessage(session: ActiveSession, type: number, payload: Uint8Array): void {
