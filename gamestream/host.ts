@@ -199,6 +199,11 @@ export class GameStreamHost {
     await this.#nvhttp?.close();
   }
 
+  /** RTSP requests refused so far, by reason (stranger, stream_limits, replayed …). */
+  rtspRefusals(): Record<string, number> {
+    return this.#rtsp?.refusals() ?? {};
+  }
+
   /** Input events handed to the injection backend so far. */
   get inputEvents(): number {
     return this.#inputEvents;

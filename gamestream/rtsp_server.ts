@@ -11,6 +11,8 @@ import type { Logger } from "../host/log.ts";
 
 /** Moonlight waits 15 s for a reply; a client that has not sent a whole request in 10 s is gone. */
 const REQUEST_TIMEOUT_MS = 10_000;
+/** Refusals logged one by one per reason before only every thousandth is (a handshake has ~8 requests). */
+const LOGGED_REFUSALS_PER_REASON = 50;
 
 export interface RtspServerOptions {
   bind: string;
@@ -142,7 +144,11 @@ export function startRtspServer(options: RtspServerOptions): RtspServer {
   const refuse: Refuse = (reason, peer, detail) => {
     const count = (refusals.get(reason) ?? 0) + 1;
     refusals.set(reason, count);
-    options.log.warn("rtsp request refused", { reason, remote: peer, detail, count });
+    // Every refusal is counted; the log gets the first ones of each reason and then every thousandth, so a
+    // flood cannot flood the log.
+    if (count <= LOGGED_REFUSALS_PER_REASON || count % 1000 === 0) {
+      options.log.warn("rtsp request refused", { reason, remote: peer, detail, count });
+    }
   };
   (async () => {
     try {
