@@ -546,7 +546,9 @@ export class GameStreamHost {
   async #clientGone(session: ActiveSession, cause: string): Promise<void> {
     const graceMs = this.options.resumeGraceMs ?? 0;
     const appId = session.request.appId ?? DESKTOP_APP_ID;
-    if (graceMs <= 0 || appId === 0 || cause === "local") {
+    // Every cause counts (the control server reports its idle timeout as "local" too): a close the host made
+    // itself never gets here, because stopSession drops the session before closing the control stream.
+    if (graceMs <= 0 || appId === 0) {
       await this.stopSession(`control stream closed (${cause})`);
       return;
     }

@@ -105,7 +105,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "GameStream resume: a kept session ends by itself when the grace period is over",
+  name:
+    "GameStream resume: a control timeout keeps the session too; it ends by itself when the grace is over",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -118,13 +119,19 @@ Deno.test({
       const stream = await client.handshake(xmlTag(launch.xml, "sessionUrl0")!, launch, MODE);
       await client.startStreams(stream, { packetSize: MODE.packetSize });
       await waitUntil("decoded frames", () => framesDecoded(client.video) >= 10);
-      await client.close();
+      // This time the client goes silent instead of disconnecting: the control stream's 10 s timeout notices.
+      await client.vanish();
+      await waitUntil(
+        "the control timeout to keep the session",
+        () =>
+          host.stderr().includes("control stream idle") && host.stderr().includes("session kept for resume"),
+        30_000,
+      );
       // The log line proves the session was kept and then ended by the timer, not by the disconnect itself.
       await waitUntil(
         "the grace period to end the session",
         () => host.stderr().includes("resume grace period over"),
       );
-      assert(host.stderr().includes("session kept for resume"));
       const info = await client.httpsGet("/serverinfo");
       assertEquals([xmlTag(info, "currentgame"), xmlTag(info, "state")], ["0", "SUNSHINE_SERVER_FREE"]);
     } finally {

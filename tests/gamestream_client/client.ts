@@ -470,6 +470,14 @@ export class GameStreamTestClient {
     }, 20);
   }
 
+  /** Drops off the network: receivers stop and the control stream goes silent (no ENet disconnect). */
+  async vanish(): Promise<void> {
+    clearInterval(this.#lossWatch);
+    this.control?.abandon();
+    this.control = null;
+    await this.close();
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#lossWatch);
     this.control?.close();
@@ -552,6 +560,15 @@ export class ControlStream {
 
   sendInput(event: InputEvent): void {
     this.sendMessage(CONTROL_TYPE.INPUT, encodeInputEvent(event), 2);
+  }
+
+  /** Goes silent without an ENet disconnect, as a client that lost its network does. */
+  abandon(): void {
+    clearInterval(this.#timer);
+    clearInterval(this.#pingTimer);
+    try {
+      this.socket.close();
+    } catch { /* already closed */ }
   }
 
   close(): void {
