@@ -22,13 +22,14 @@ import {
   renderLaunchParamError,
   renderLaunchResponse,
   rtspSessionUrl,
+  wantsEncryptedRtsp,
 } from "./launch.ts";
 import type { LaunchRequest } from "./launch.ts";
 import { startNvHttpServers } from "./nvhttp_server.ts";
 import type { NvHttpReply, NvHttpRequest, NvHttpServers } from "./nvhttp_server.ts";
 import { renderAppList, renderCancel, renderError, renderServerInfo, renderUnpair } from "./nvhttp_xml.ts";
 import type { CodecSupport } from "./nvhttp_xml.ts";
-import { gameStreamPorts, RtspSession } from "./rtsp.ts";
+import { gameStreamPorts, normalizeAddress, RtspSession } from "./rtsp.ts";
 import type { GameStreamPorts, NegotiatedStreams, RtspSessionAction } from "./rtsp.ts";
 import { startRtspServer } from "./rtsp_server.ts";
 import type { RtspServer } from "./rtsp_server.ts";
@@ -65,13 +66,21 @@ export interface GameStreamHostOptions {
   fecPercent?: number;
   /** Host-side video loss injection for tests and demos (parts per million). */
   videoLossPpm?: number;
+  /**
+   * How long a session whose client vanished without /cancel (control stream timeout or ENet disconnect) is
+   * kept for `/resume`; 0 ends it at once. Default 0 here; `serve` passes `--gamestream-resume-grace`.
+   */
+  resumeGraceMs?: number;
 }
 
 interface ActiveSession {
   request: LaunchRequest;
-  /** The address that launched the session over HTTPS: media pings and the control connect must come from it. */
-  ownerIp: string;
   clientFingerprint: string | null;
+  /**
+   * Source address of the HTTPS `/launch` (or `/resume`) that created the session: the only address whose RTSP
+   * requests are served (and the one media pings and the ENet connect are to come from).
+   */
+  ownerIp: string;
   rtsp: RtspSession;
   pingPayload: string;
   connectData: number;
@@ -81,6 +90,8 @@ interface ActiveSession {
   audio: MediaSessionHandle | null;
   control: ControlConnection | null;
   startedMs: number;
+  /** Set while the client is gone and the session waits for `/resume` (media stopped, app kept). */
+  suspended: { sinceMs: number; timer: ReturnType<typeof setTimeout> } | null;
 }
 
 /** Bitrate bounds: below 500 kbit/s nothing is watchable; x264 on 2 cores tops out far below 150 Mbit/s. */
@@ -154,7 +165,8 @@ export class GameStreamHost {
     this.#rtsp = startRtspServer({
       bind: options.bind,
       port: this.ports.rtsp,
-      session: () => this.#session?.rtsp ?? null,
+      // A kept session has no handshake in progress: its next one starts with /resume.
+      session: () => this.#session && !this.#session.suspended ? this.#session.rtsp : null,
       onActions: (actions, rtsp) => this.#onRtspActions(actions, rtsp),
       log: log.child("rtsp"),
     });
@@ -168,7 +180,10 @@ export class GameStreamHost {
     this.#tickTimer = setInterval(() => {
       this.pairing.tick();
       const session = this.#session;
-      if (session && !session.control && Date.now() - session.startedMs > LAUNCH_TIMEOUT_MS + 20_000) {
+      if (
+        session && !session.control && !session.suspended &&
+        Date.now() - session.startedMs > LAUNCH_TIMEOUT_MS + 20_000
+      ) {
         log.info("launch expired: the client never connected the control stream");
         void this.stopSession("launch timeout");
       }
@@ -183,6 +198,11 @@ export class GameStreamHost {
     this.#control?.close();
     this.#rtsp?.close();
     await this.#nvhttp?.close();
+  }
+
+  /** RTSP requests refused so far, by reason (stranger, stream_limits, replayed …). */
+  rtspRefusals(): Record<string, number> {
+    return this.#rtsp?.refusals() ?? {};
   }
 
   /** Input events handed to the injection backend so far. */
@@ -242,6 +262,7 @@ export class GameStreamHost {
     const session = this.#session;
     if (!session) return;
     this.#session = null;
+    if (session.suspended) clearTimeout(session.suspended.timer);
     this.options.log.info("GameStream session ending", { reason });
     session.control?.close(CONTROL_TYPE.TERMINATION, terminationPayload());
     const video = session.video;
@@ -333,11 +354,23 @@ export class GameStreamHost {
       }
       throw error;
     }
-    if (kind === "launch" && this.#session?.video) {
+    const current = this.#session;
+    if (kind === "launch" && (current?.video || current?.suspended)) {
       return { status: 200, body: renderLaunchFailure(kind, 400, "An app is already running on this host") };
     }
-    if (kind === "resume" && !this.#session) {
+    if (kind === "resume" && !current) {
       return { status: 200, body: renderLaunchFailure(kind, 503, "No running app to resume") };
+    }
+    // Only the paired client that launched the app may take it over; another one must quit it (/cancel) first.
+    if (kind === "resume" && current && current.clientFingerprint !== request.clientFingerprint) {
+      this.options.log.warn("GameStream resume refused: the session belongs to another client", {
+        client: request.clientFingerprint,
+        source: request.sourceIp,
+      });
+      return {
+        status: 200,
+        body: renderLaunchFailure(kind, 403, "The running app was started by another client; quit it first"),
+      };
     }
     const appId = launch.appId ?? this.#session?.request.appId ?? DESKTOP_APP_ID;
     if (appId !== 0 && this.apps.findApp(appId) === null) {
@@ -350,10 +383,12 @@ export class GameStreamHost {
     await this.stopSession("replaced by a new launch");
     const pingPayload = toHex(new Uint8Array(randomBytes(8))).toUpperCase();
     const connectData = new DataView(new Uint8Array(randomBytes(4)).buffer).getUint32(0);
+    const encryptedRtsp = wantsEncryptedRtsp(launch);
+    const ownerIp = normalizeAddress(request.sourceIp);
     this.#session = {
       request: { ...launch, appId },
-      ownerIp: request.sourceIp,
       clientFingerprint: request.clientFingerprint,
+      ownerIp,
       rtsp: new RtspSession({
         ports: this.ports,
         codecSupport: this.options.codecs,
@@ -365,6 +400,8 @@ export class GameStreamHost {
         pingPayload,
         connectData,
         sessionId: "DEADBEEFCAFE",
+        owner: ownerIp,
+        encryptionKey: encryptedRtsp ? launch.rikey : undefined,
       }),
       pingPayload,
       connectData,
@@ -374,17 +411,20 @@ export class GameStreamHost {
       audio: null,
       control: null,
       startedMs: Date.now(),
+      suspended: null,
     };
     this.options.log.info("GameStream launch", {
       kind,
       app: appId,
       mode: `${launch.mode.width}x${launch.mode.height}x${launch.mode.fps}`,
       client: request.clientFingerprint,
+      owner: ownerIp,
+      encrypted_rtsp: encryptedRtsp,
     });
-    // Encrypted RTSP (rtspenc://) is not implemented: answering rtsp:// tells Moonlight to speak plain RTSP.
+    // corever ≥ 1 (every current Moonlight): rtspenc:// makes the client seal its RTSP with the launch's rikey.
     return {
       status: 200,
-      body: renderLaunchResponse(kind, rtspSessionUrl(request.localAddress, this.ports.rtsp, false)),
+      body: renderLaunchResponse(kind, rtspSessionUrl(request.localAddress, this.ports.rtsp, encryptedRtsp)),
     };
   }
 
@@ -448,7 +488,7 @@ export class GameStreamHost {
       videoHandle = await options.native.startVideoSender({ ...videoConfig, source: { kind: "synthetic" } });
       videoSource = "synthetic";
     }
-    if (this.#session !== session) {
+    if (this.#session !== session || session.suspended) {
       await videoHandle.close();
       return;
     }
@@ -483,7 +523,7 @@ export class GameStreamHost {
         source: { kind: "tone" },
       });
     }
-    if (this.#session !== session) {
+    if (this.#session !== session || session.suspended) {
       await audioHandle.close();
       return;
     }
@@ -504,8 +544,9 @@ export class GameStreamHost {
    */
   #admitControl(connectData: number, remote: ControlRemote): boolean {
     const session = this.#session;
-    return session !== null && session.control === null && session.connectData === connectData &&
-      remote.ip === session.ownerIp;
+    // A kept (suspended) session takes no control stream: its client comes back through /resume.
+    return session !== null && session.control === null && !session.suspended &&
+      session.connectData === connectData && remote.ip === session.ownerIp;
   }
 
   #acceptControl(connectData: number, remote: ControlRemote, connection: ControlConnection) {
@@ -519,10 +560,39 @@ export class GameStreamHost {
       onClosed: (cause: string) => {
         if (this.#session === session) {
           session.control = null;
-          void this.stopSession(`control stream closed (${cause})`);
+          void this.#clientGone(session, cause);
         }
       },
     };
+  }
+
+  /**
+   * The control stream ended without /cancel (timeout or ENet disconnect): Moonlight's "Resume" needs the app
+   * kept, so media stops but the session stays (serverinfo says BUSY with its app) for the grace period.
+   */
+  async #clientGone(session: ActiveSession, cause: string): Promise<void> {
+    const graceMs = this.options.resumeGraceMs ?? 0;
+    const appId = session.request.appId ?? DESKTOP_APP_ID;
+    // Every cause counts (the control server reports its idle timeout as "local" too): a close the host made
+    // itself never gets here, because stopSession drops the session before closing the control stream.
+    if (graceMs <= 0 || appId === 0) {
+      await this.stopSession(`control stream closed (${cause})`);
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.#session === session) void this.stopSession("resume grace period over");
+    }, graceMs);
+    session.suspended = { sinceMs: Date.now(), timer };
+    this.options.log.info("GameStream client gone; session kept for resume", {
+      cause,
+      app: appId,
+      grace_s: graceMs / 1000,
+    });
+    const video = session.video;
+    const audio = session.audio;
+    session.video = null;
+    session.audio = null;
+    await Promise.all([video?.close(), audio?.close()]);
   }
 
   #onControlMessage(session: ActiveSession, type: number, payload: Uint8Array): void {

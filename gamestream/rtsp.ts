@@ -3,7 +3,9 @@
  * serializer and a pure per-launch state machine. Sockets, the one-request-per-connection close and encrypted RTSP
  * (§5.3) belong to the caller.
  */
+import { RtspHostCipher } from "./rtsp_encryption.ts";
 import {
+  checkNativeStreamLimits,
   parseSdp,
   SdpError,
   SS_ENC_AUDIO,
@@ -334,6 +336,14 @@ export interface RtspSessionContext {
   connectData: number;
   /** Session id for the `Session` header; Sunshine uses the constant "DEADBEEFCAFE". */
   sessionId: string;
+  /**
+   * Source address of the `/launch` (or `/resume`) that created this handshake. Only this address may speak
+   * RTSP to it: the SETUP replies carry the session's secrets (ping payload, connect data) and TEARDOWN, PLAY
+   * and ANNOUNCE change what the host streams, so a stranger on the LAN must reach none of them.
+   */
+  owner: string;
+  /** The launch's `rikey` when the client speaks encrypted RTSP (`rtspenc://`); absent for plain RTSP. */
+  encryptionKey?: Uint8Array;
 }
 
 export type StreamKind = "audio" | "video" | "control";
@@ -351,9 +361,22 @@ export type RtspSessionAction =
   | { type: "start_streams"; streams: NegotiatedStreams }
   | { type: "stop_streams" };
 
+/** Why a request was refused, for the caller's counters and log; null when it was served. */
+export type RtspRefusal =
+  | { reason: "stranger"; detail: string }
+  | { reason: "stream_limits"; detail: string };
+
 export interface RtspSessionResult {
   response: RtspResponse;
   actions: RtspSessionAction[];
+  refusal: RtspRefusal | null;
+}
+
+/** Address spelling for comparisons: v4-mapped IPv6 unwrapped, hex digits lower case. */
+export function normalizeAddress(address: string): string {
+  const lower = address.toLowerCase();
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(lower);
+  return mapped ? mapped[1] : lower;
 }
 
 export type RtspSessionState = "setting_up" | "announced" | "playing" | "torn_down";
@@ -368,6 +391,9 @@ const REASONS: Record<number, string> = {
   505: "RTSP Version Not Supported",
 };
 
+/** Reason phrase of a 400 for an ANNOUNCE whose stream the native core cannot produce (size, rate, packets). */
+export const UNSUPPORTED_STREAM_REASON = "Unsupported Stream Parameters";
+
 const SUPPORTED_METHODS = "OPTIONS, DESCRIBE, SETUP, ANNOUNCE, PLAY, TEARDOWN";
 
 /** One launch's handshake. Requests arrive over several TCP connections; feed them all to the same instance. */
@@ -375,8 +401,11 @@ export class RtspSession {
   #state: RtspSessionState = "setting_up";
   readonly #setUp = new Set<StreamKind>();
   #negotiated: NegotiatedStreams | null = null;
+  /** Seals and opens every message of this handshake when it is encrypted; null for plain RTSP. */
+  readonly cipher: RtspHostCipher | null;
 
   constructor(private readonly context: RtspSessionContext) {
+    this.cipher = context.encryptionKey ? new RtspHostCipher(context.encryptionKey) : null;
     if (!/^[0-9A-Fa-f]{16}$/.test(context.pingPayload)) {
       throw new RangeError("pingPayload must be 16 hex characters");
     }
@@ -391,6 +420,12 @@ export class RtspSession {
     if (context.clientSurroundParams !== undefined && !/^[0-9]{4,19}$/.test(context.clientSurroundParams)) {
       throw new RangeError("clientSurroundParams must be the digit string of §8.5");
     }
+    if (context.owner === "") throw new RangeError("owner must be the launching client's address");
+  }
+
+  /** True when `address` is the address that launched this session (the only one served). */
+  isOwner(address: string): boolean {
+    return normalizeAddress(address) === normalizeAddress(this.context.owner);
   }
 
   get state(): RtspSessionState {
@@ -402,8 +437,18 @@ export class RtspSession {
     return this.#negotiated;
   }
 
-  handle(request: RtspRequest): RtspSessionResult {
+  /**
+   * Answers one request from `peer` (the TCP source address). A request from any address but the owner's is
+   * refused with 403 before anything else is looked at: it changes no state and its reply carries no secret.
+   */
+  handle(request: RtspRequest, peer: string): RtspSessionResult {
     const cseq = request.cseq;
+    if (!this.isOwner(peer)) {
+      return {
+        ...this.#reply(cseq, 403),
+        refusal: { reason: "stranger", detail: `${request.method} from ${peer}` },
+      };
+    }
     if (request.version !== "RTSP/1.0") return this.#reply(cseq, 505);
     if (cseq === null) return this.#reply(null, 400);
     // A client that sends Session must send ours; absent is tolerated (older clients omit it on some requests).
@@ -484,6 +529,17 @@ export class RtspSession {
       if (error instanceof SdpError) return this.#reply(cseq, 400);
       throw error;
     }
+    try {
+      checkNativeStreamLimits(parameters);
+    } catch (error) {
+      if (!(error instanceof SdpError)) throw error;
+      // A well-formed request the native core cannot stream: refused here, before PLAY, with its own reason.
+      return {
+        ...this.#reply(cseq, 400),
+        response: { status: 400, reason: UNSUPPORTED_STREAM_REASON, cseq },
+        refusal: { reason: "stream_limits", detail: error.message },
+      };
+    }
     const { context } = this;
     if (!context.codecSupport[parameters.video.codec]) return this.#reply(cseq, 400);
     if (!context.audioChannelCounts.includes(parameters.audio.channelCount)) return this.#reply(cseq, 400);
@@ -532,6 +588,6 @@ export class RtspSession {
     headers: ReadonlyArray<readonly [string, string]> = [],
     body?: string,
   ): RtspSessionResult {
-    return { response: { status, reason: REASONS[status], cseq, headers, body }, actions: [] };
+    return { response: { status, reason: REASONS[status], cseq, headers, body }, actions: [], refusal: null };
   }
 }

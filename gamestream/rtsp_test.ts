@@ -12,6 +12,7 @@ import {
   RtspSession,
   type RtspSessionContext,
   serializeResponse,
+  UNSUPPORTED_STREAM_REASON,
 } from "./rtsp.ts";
 
 const encoder = new TextEncoder();
@@ -108,6 +109,9 @@ function summary(request: RtspRequest): unknown {
   return { ...request, headers: request.headers.entries(), body: decoder.decode(request.body) };
 }
 
+/** The address that launched the session in these tests (the client of the §5.7 example). */
+const OWNER = "192.168.1.10";
+
 const CONTEXT: RtspSessionContext = {
   ports: gameStreamPorts(),
   codecSupport: { h264: true, hevc: true, av1: false },
@@ -118,6 +122,7 @@ const CONTEXT: RtspSessionContext = {
   pingPayload: "0123456789ABCDEF",
   connectData: 3735928559,
   sessionId: "DEADBEEFCAFE",
+  owner: OWNER,
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -332,7 +337,7 @@ Deno.test("RtspSession: the full MLC sequence over one connection per request", 
   const transport = ["Transport", "unicast;X-GS-ClientPort=50000-50001"] as [string, string];
   const sessionHeader = ["Session", "DEADBEEFCAFE"] as [string, string];
   const exchange = (text: string) => {
-    const result = session.handle(parseOne(text));
+    const result = session.handle(parseOne(text), OWNER);
     return { ...result, text: decoder.decode(serializeResponse(result.response)) };
   };
 
@@ -395,14 +400,15 @@ Deno.test("RtspSession: the full MLC sequence over one connection per request", 
   const teardown = exchange(mlcRequest("TEARDOWN", "/", 9, [sessionHeader]));
   assertEquals([teardown.response.status, teardown.actions], [200, [{ type: "stop_streams" }]]);
   assertEquals(session.state, "torn_down");
-  assertEquals(session.handle(parseOne(mlcRequest("TEARDOWN", "/", 10))).actions, []);
+  assertEquals(session.handle(parseOne(mlcRequest("TEARDOWN", "/", 10)), OWNER).actions, []);
 });
 
 function readySession(context: RtspSessionContext = CONTEXT): RtspSession {
   const session = new RtspSession(context);
   for (const [cseq, stream] of ["audio", "video", "control"].entries()) {
     assertEquals(
-      session.handle(parseOne(mlcRequest("SETUP", `streamid=${stream}/0/0`, cseq + 1))).response.status,
+      session.handle(parseOne(mlcRequest("SETUP", `streamid=${stream}/0/0`, cseq + 1)), OWNER).response
+        .status,
       200,
     );
   }
@@ -414,11 +420,12 @@ function announceStatus(session: RtspSession, sdp: string, host = "192.168.1.20"
     "Host: 192.168.1.20",
     `Host: ${host}`,
   );
-  return session.handle(parseOne(text)).response.status;
+  return session.handle(parseOne(text), OWNER).response.status;
 }
 
 Deno.test("RtspSession: out-of-order and invalid requests get error statuses, never a crash", () => {
-  const statusOf = (session: RtspSession, text: string) => session.handle(parseOne(text)).response.status;
+  const statusOf = (session: RtspSession, text: string) =>
+    session.handle(parseOne(text), OWNER).response.status;
   const fresh = new RtspSession(CONTEXT);
   assertEquals(statusOf(fresh, mlcRequest("PLAY", "/", 1)), 455);
   assertEquals(statusOf(fresh, mlcRequest("ANNOUNCE", "streamid=control/13/0", 2, [], ANNOUNCE_SDP)), 455);
@@ -427,7 +434,7 @@ Deno.test("RtspSession: out-of-order and invalid requests get error statuses, ne
   assertEquals(statusOf(fresh, mlcRequest("GET_PARAMETER", "/", 5)), 404);
   assertEquals(statusOf(fresh, mlcRequest("OPTIONS", "/", 6, [["Session", "OTHER"]])), 454);
   assertEquals(statusOf(fresh, "OPTIONS / RTSP/2.0\r\nCSeq: 7\r\n\r\n"), 505);
-  const noCseq = fresh.handle(parseOne("OPTIONS / RTSP/1.0\r\n\r\n")).response;
+  const noCseq = fresh.handle(parseOne("OPTIONS / RTSP/1.0\r\n\r\n"), OWNER).response;
   assertEquals([noCseq.status, noCseq.cseq], [400, null]);
   assertEquals(fresh.state, "setting_up");
 
@@ -477,8 +484,74 @@ Deno.test("RtspSession: ANNOUNCE is checked against the SDP, codecs, audio and e
   assertEquals(surroundSession.negotiated?.audioHighQuality, true);
 });
 
+Deno.test("RtspSession: a stranger's requests get 403, no secret and no state change", () => {
+  const strangers = ["192.168.1.66", "::ffff:192.168.1.66", "fe80::1", "192.168.1.100"];
+  const session = new RtspSession(CONTEXT);
+  const fromStranger = (text: string, stranger = strangers[0]) => {
+    const result = session.handle(parseOne(text), stranger);
+    const serialized = decoder.decode(serializeResponse(result.response));
+    assertEquals(result.response.status, 403, serialized);
+    assertEquals(result.actions, []);
+    assertEquals(result.refusal?.reason, "stranger");
+    assert(!serialized.includes("X-SS-") && !serialized.includes("Session:"), serialized);
+    assert(!serialized.includes("0123456789ABCDEF") && !serialized.includes("3735928559"), serialized);
+  };
+  const setupAll = (peer: string) => {
+    for (const [index, stream] of ["audio", "video", "control"].entries()) {
+      fromStranger(mlcRequest("SETUP", `streamid=${stream}/0/0`, index + 1), peer);
+    }
+  };
+  for (const stranger of strangers) setupAll(stranger);
+  fromStranger(mlcRequest("OPTIONS", "/", 1));
+  fromStranger(mlcRequest("DESCRIBE", "/", 2));
+  fromStranger(mlcRequest("ANNOUNCE", "streamid=control/13/0", 3, [], ANNOUNCE_SDP));
+  fromStranger(mlcRequest("PLAY", "/", 4));
+  fromStranger(mlcRequest("TEARDOWN", "/", 5));
+  assertEquals([session.state, session.negotiated], ["setting_up", null]);
+
+  // The owner, in either spelling of its address, is served; strangers still change nothing once it plays.
+  const setup = session.handle(parseOne(mlcRequest("SETUP", "streamid=audio/0/0", 6)), `::ffff:${OWNER}`);
+  assertEquals([setup.response.status, setup.refusal], [200, null]);
+  // Without all three SETUPs from the owner, a stranger's ANNOUNCE cannot count them.
+  assertEquals(announceStatus(session, ANNOUNCE_SDP), 455);
+  const playing = readySession();
+  assertEquals(announceStatus(playing, ANNOUNCE_SDP), 200);
+  assertEquals(playing.handle(parseOne(mlcRequest("PLAY", "/", 10)), OWNER).actions.length, 1);
+  const teardown = playing.handle(parseOne(mlcRequest("TEARDOWN", "/", 11)), strangers[3]);
+  assertEquals([teardown.response.status, teardown.actions], [403, []]);
+  assertEquals(playing.state, "playing");
+  assert(session.isOwner(OWNER) && session.isOwner(`::FFFF:${OWNER}`) && !session.isOwner("192.168.1.1"));
+});
+
+Deno.test("RtspSession: an ANNOUNCE the native core cannot stream is refused before PLAY", () => {
+  const escapeRegExp = (text: string) => text.replace(/[[\].]/g, "\\$&");
+  const withAttribute = (sdp: string, name: string, value: string) =>
+    sdp.replace(new RegExp(`${escapeRegExp(name)}:\\d+`), `${name}:${value}`);
+  const huge = withAttribute(
+    withAttribute(ANNOUNCE_SDP, "x-nv-video[0].clientViewportWd", "16384"),
+    "x-nv-video[0].clientViewportHt",
+    "16384",
+  );
+  for (
+    const sdp of [
+      huge,
+      withAttribute(ANNOUNCE_SDP, "x-nv-video[0].packetSize", "1000"),
+      withAttribute(ANNOUNCE_SDP, "x-nv-video[0].maxFPS", "960"),
+    ]
+  ) {
+    const session = readySession();
+    const text = mlcRequest("ANNOUNCE", "streamid=control/13/0", 9, [], sdp);
+    const result = session.handle(parseOne(text), OWNER);
+    assertEquals([result.response.status, result.response.reason], [400, UNSUPPORTED_STREAM_REASON]);
+    assertEquals(result.refusal?.reason, "stream_limits");
+    assertEquals([session.state, session.negotiated], ["setting_up", null]);
+    assertEquals(session.handle(parseOne(mlcRequest("PLAY", "/", 10)), OWNER).response.status, 455);
+  }
+});
+
 Deno.test("RtspSession: rejects a malformed launch context", () => {
   assertThrows(() => new RtspSession({ ...CONTEXT, pingPayload: "short" }), /pingPayload/);
+  assertThrows(() => new RtspSession({ ...CONTEXT, owner: "" }), /owner/);
   assertThrows(() => new RtspSession({ ...CONTEXT, connectData: 2 ** 32 }), /connectData/);
   assertThrows(() => new RtspSession({ ...CONTEXT, sessionId: "a;b" }), /sessionId/);
   assertThrows(() => new RtspSession({ ...CONTEXT, clientSurroundParams: "6\n" }), /SurroundParams/);
@@ -554,25 +627,32 @@ Deno.test("RtspRequestParser fuzz: chunking never changes the parsed requests", 
   );
 });
 
-Deno.test("RtspSession fuzz: any sequence of parsed requests yields a response, never a throw", () => {
+Deno.test("RtspSession fuzz: any sequence of parsed requests yields a response, never a throw; strangers change nothing", () => {
   const request = fc.record({
     method: fc.constantFrom("OPTIONS", "DESCRIBE", "SETUP", "ANNOUNCE", "PLAY", "TEARDOWN", "PAUSE"),
     uri: fc.constantFrom("/", "streamid=audio/0/0", "streamid=video", "streamid=control/13/0", "x=", "=/"),
     session: fc.constantFrom(null, "DEADBEEFCAFE", "DEADBEEFCAFE;timeout = 90", "nope"),
     body: fc.oneof(fc.constant(ANNOUNCE_SDP), fc.string({ maxLength: 100 }), fc.constant("")),
+    peer: fc.constantFrom(OWNER, `::ffff:${OWNER}`, "192.168.1.66", "::1"),
   });
   fc.assert(
     fc.property(fc.array(request, { maxLength: 12 }), (requests) => {
       const session = new RtspSession(CONTEXT);
-      requests.forEach(({ method, uri, session: id, body }, index) => {
+      requests.forEach(({ method, uri, session: id, body, peer }, index) => {
         const headers: Array<[string, string]> = id === null ? [] : [["Session", id]];
+        const before = [session.state, session.negotiated];
         const { response, actions } = session.handle(
           parseOne(mlcRequest(method, uri, index + 1, headers, body)),
+          peer,
         );
         assert([200, 400, 403, 404, 454, 455].includes(response.status), `status ${response.status}`);
         assertEquals(response.cseq, index + 1);
         assert(actions.length <= 1);
-        serializeResponse(response);
+        const serialized = decoder.decode(serializeResponse(response));
+        if (!session.isOwner(peer)) {
+          assertEquals([response.status, actions, [session.state, session.negotiated]], [403, [], before]);
+          assert(!serialized.includes("X-SS-"), serialized);
+        }
       });
     }),
     { numRuns: 1000 },

@@ -25,7 +25,8 @@ export type SdpErrorCode =
   | "malformed_line"
   | "missing_attribute"
   | "invalid_number"
-  | "out_of_range";
+  | "out_of_range"
+  | "unsupported";
 
 /** Every rejection of an SDP body; `attribute` names the offending `a=` attribute when there is one. */
 export class SdpError extends Error {
@@ -229,4 +230,89 @@ function popcount(value: number): number {
   let count = 0;
   for (let rest = value; rest !== 0; rest >>>= 1) count += rest & 1;
   return count;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What the native core can stream. The grammar above only bounds what a sane SDP can say; these are the limits
+// the native video sender (pipeline config, GameStream packetizer) accepts, checked at ANNOUNCE so a session the
+// core would refuse (or that would exhaust memory) is refused with an RTSP error instead of failing after PLAY.
+
+export const NATIVE_STREAM_LIMITS = {
+  /** The pipeline config's smallest encode size per side. */
+  minDimension: 64,
+  /** The pipeline config's and encoder probe's largest encode size per side. */
+  maxDimension: 16384,
+  /**
+   * Largest picture in luma samples: 8192×4352, the maximum frame size of H.264 level 6.2, HEVC level 6.2 and
+   * AV1 level 6.3 alike, so no decoder of any supported codec takes more. It also bounds memory: a 4:2:0 frame
+   * of this size is 53 MB, where 16384×16384 would be 400 MB per buffered frame.
+   */
+  maxLumaSamples: 35_651_584,
+  /** The pipeline config's frame-rate range. */
+  minFps: 1,
+  maxFps: 480,
+  /** The GameStream packetizer: a multiple of 16 (AES blocks / FEC chunks) from 32 to 65 456 (an encrypted
+   * datagram, packetSize + 48 bytes, must fit one 65 507-byte UDP payload). */
+  packetSizeMultiple: 16,
+  minPacketSize: 32,
+  maxPacketSize: 65_456,
+  /** The pipeline config's bitrate ceiling (kbit/s). */
+  maxBitrateKbps: 2_000_000,
+  /** The pipeline config's ceiling for parity shards per FEC block. */
+  maxMinRequiredFecPackets: 64,
+} as const;
+
+/** Throws SdpError("unsupported") when the parsed parameters exceed what the native core streams. */
+export function checkNativeStreamLimits(parameters: StreamParameters): void {
+  const limits = NATIVE_STREAM_LIMITS;
+  const { video } = parameters;
+  const refuse = (attribute: string, detail: string): never => {
+    throw new SdpError("unsupported", attribute, detail);
+  };
+  for (
+    const [attribute, value] of [
+      ["x-nv-video[0].clientViewportWd", video.width],
+      ["x-nv-video[0].clientViewportHt", video.height],
+    ] as const
+  ) {
+    if (value < limits.minDimension || value > limits.maxDimension) {
+      refuse(attribute, `${value} is outside the encoder's ${limits.minDimension}..${limits.maxDimension}`);
+    }
+  }
+  if (video.width * video.height > limits.maxLumaSamples) {
+    refuse(
+      "x-nv-video[0].clientViewportWd",
+      `${video.width}x${video.height} exceeds ${limits.maxLumaSamples} pixels (8192x4352)`,
+    );
+  }
+  if (video.maxFps < limits.minFps || video.maxFps > limits.maxFps) {
+    refuse("x-nv-video[0].maxFPS", `${video.maxFps} is outside ${limits.minFps}..${limits.maxFps}`);
+  }
+  if (
+    video.packetSize < limits.minPacketSize || video.packetSize > limits.maxPacketSize ||
+    video.packetSize % limits.packetSizeMultiple !== 0
+  ) {
+    refuse(
+      "x-nv-video[0].packetSize",
+      `${video.packetSize} is not a multiple of ${limits.packetSizeMultiple} in ${limits.minPacketSize}..${limits.maxPacketSize}`,
+    );
+  }
+  if (video.maximumBitrateKbps > limits.maxBitrateKbps) {
+    refuse(
+      "x-nv-vqos[0].bw.maximumBitrateKbps",
+      `${video.maximumBitrateKbps} exceeds ${limits.maxBitrateKbps}`,
+    );
+  }
+  if (video.configuredBitrateKbps > limits.maxBitrateKbps) {
+    refuse(
+      "x-ml-video.configuredBitrateKbps",
+      `${video.configuredBitrateKbps} exceeds ${limits.maxBitrateKbps}`,
+    );
+  }
+  if (video.minRequiredFecPackets > limits.maxMinRequiredFecPackets) {
+    refuse(
+      "x-nv-vqos[0].fec.minRequiredFecPackets",
+      `${video.minRequiredFecPackets} exceeds ${limits.maxMinRequiredFecPackets}`,
+    );
+  }
 }

@@ -1,6 +1,8 @@
 import fc from "fast-check";
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import {
+  checkNativeStreamLimits,
+  NATIVE_STREAM_LIMITS,
   parseSdp,
   parseSdpAttributes,
   SDP_MAX_ATTRIBUTES,
@@ -284,6 +286,77 @@ Deno.test("parseSdp fuzz: mutating one value of the example never escapes as an 
             `${error.message}: wrong name`,
           );
         }
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("checkNativeStreamLimits: the example passes; what the native core refuses is named", () => {
+  checkNativeStreamLimits(parseSdp(buildAnnounceSdp()));
+  const refused = (overrides: Record<string, string>) => {
+    const error = sdpError(() => checkNativeStreamLimits(parseSdp(buildAnnounceSdp(overrides))));
+    assertEquals(error.code, "unsupported");
+    return error.attribute;
+  };
+  const width = "x-nv-video[0].clientViewportWd";
+  const height = "x-nv-video[0].clientViewportHt";
+  // 16384×16384 is inside the per-side limit but 268 Mpx: far beyond any codec level, 400 MB per frame.
+  assertEquals(refused({ [width]: "16384", [height]: "16384" }), width);
+  assertEquals(refused({ [width]: "8192", [height]: "4354" }), width);
+  checkNativeStreamLimits(parseSdp(buildAnnounceSdp({ [width]: "8192", [height]: "4352" })));
+  checkNativeStreamLimits(parseSdp(buildAnnounceSdp({ [width]: "7680", [height]: "4320" })));
+  assertEquals(refused({ [width]: "32" }), width);
+  assertEquals(refused({ [height]: "63" }), height);
+  assertEquals(refused({ "x-nv-video[0].maxFPS": "481" }), "x-nv-video[0].maxFPS");
+  checkNativeStreamLimits(parseSdp(buildAnnounceSdp({ "x-nv-video[0].maxFPS": "480" })));
+  assertEquals(refused({ "x-nv-video[0].packetSize": "1000" }), "x-nv-video[0].packetSize");
+  assertEquals(refused({ "x-nv-video[0].packetSize": "65472" }), "x-nv-video[0].packetSize");
+  checkNativeStreamLimits(parseSdp(buildAnnounceSdp({ "x-nv-video[0].packetSize": "65456" })));
+  assertEquals(
+    refused({ "x-nv-vqos[0].bw.maximumBitrateKbps": "2000001" }),
+    "x-nv-vqos[0].bw.maximumBitrateKbps",
+  );
+  assertEquals(
+    refused({ "x-ml-video.configuredBitrateKbps": "9000000" }),
+    "x-ml-video.configuredBitrateKbps",
+  );
+  assertEquals(
+    refused({ "x-nv-vqos[0].fec.minRequiredFecPackets": "65" }),
+    "x-nv-vqos[0].fec.minRequiredFecPackets",
+  );
+});
+
+Deno.test("checkNativeStreamLimits property: passes exactly when every value is inside the native core's bounds", () => {
+  const limits = NATIVE_STREAM_LIMITS;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 16384 }),
+      fc.integer({ min: 1, max: 16384 }),
+      fc.integer({ min: 1, max: 1000 }),
+      fc.integer({ min: 64, max: 65535 }),
+      fc.integer({ min: 1, max: 10_000_000 }),
+      fc.integer({ min: 0, max: 255 }),
+      (width, height, fps, packetSize, bitrate, fec) => {
+        const parameters = parseSdp(buildAnnounceSdp({
+          "x-nv-video[0].clientViewportWd": String(width),
+          "x-nv-video[0].clientViewportHt": String(height),
+          "x-nv-video[0].maxFPS": String(fps),
+          "x-nv-video[0].packetSize": String(packetSize),
+          "x-nv-vqos[0].bw.maximumBitrateKbps": String(bitrate),
+          "x-ml-video.configuredBitrateKbps": String(bitrate),
+          "x-nv-vqos[0].fec.minRequiredFecPackets": String(fec),
+        }));
+        const acceptable = width >= 64 && height >= 64 && width * height <= limits.maxLumaSamples &&
+          fps <= 480 && packetSize % 16 === 0 && packetSize <= 65_456 && bitrate <= 2_000_000 && fec <= 64;
+        let accepted = true;
+        try {
+          checkNativeStreamLimits(parameters);
+        } catch (error) {
+          if (!(error instanceof SdpError) || error.code !== "unsupported") throw error;
+          accepted = false;
+        }
+        assertEquals(accepted, acceptable, JSON.stringify(parameters.video));
       },
     ),
     { numRuns: 2000 },

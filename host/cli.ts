@@ -60,6 +60,9 @@ Options:
                            HTTPS 47984, RTSP 48010, UDP 47998-48000, mDNS _nvstream._tcp
   --gamestream-port PORT   Moonlight's HTTP port; the others keep their offsets
                            (env PUNKTFUNK_GAMESTREAM_PORT; default 47989)
+  --gamestream-resume-grace SECONDS
+                           keep a session whose client left without quitting for /resume
+                           (env PUNKTFUNK_GAMESTREAM_RESUME_GRACE; default 300, 0 ends it at once)
   --x11-display NAME       X display "Desktop" captures and injects input into (default $DISPLAY);
                            without a reachable one the synthetic source and a recording backend serve
   --log-level LEVEL        see \`punktfunk --help\`
@@ -166,6 +169,7 @@ async function serveCommand(args: string[]): Promise<number> {
     "mgmt-allowed-host": { type: "string", multiple: true },
     gamestream: { type: "boolean" },
     "gamestream-port": { type: "string" },
+    "gamestream-resume-grace": { type: "string" },
     "x11-display": { type: "string" },
   });
   if (values.help) return (out(COMMAND_HELP.serve), 0);
@@ -179,6 +183,7 @@ async function serveCommand(args: string[]): Promise<number> {
     logLevel: values["log-level"],
     gamestream: values.gamestream,
     gamestreamPort: values["gamestream-port"],
+    gamestreamResumeGrace: values["gamestream-resume-grace"],
     x11Display: values["x11-display"],
   }, Deno.env.toObject());
   log.configure({ level: config.logLevel });

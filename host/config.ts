@@ -17,6 +17,15 @@ export function resolveConfigDir(env: Env): string {
 /** 47990 is the original's management port; 47984–48010 stay free for GameStream. */
 export const DEFAULT_MGMT_BIND = "127.0.0.1:47990";
 
+/**
+ * A client that drops without /cancel (lid closed, Wi-Fi roam, Moonlight killed or backgrounded on a phone)
+ * usually comes back within minutes; 5 minutes covers that, while a session nobody resumes stops holding the
+ * host (other clients' /launch is refused while it is kept) soon after.
+ */
+export const DEFAULT_RESUME_GRACE_SECONDS = 300;
+/** A day: beyond that a kept session is forgotten, not paused. */
+export const MAX_RESUME_GRACE_SECONDS = 86_400;
+
 export interface ServeFlags {
   mgmtBind?: string;
   mgmtToken?: string;
@@ -26,6 +35,7 @@ export interface ServeFlags {
   logLevel?: string;
   gamestream?: boolean;
   gamestreamPort?: string;
+  gamestreamResumeGrace?: string;
   x11Display?: string;
 }
 
@@ -58,6 +68,8 @@ export interface ServeConfig {
     x11Display: string | null;
     audioSource: "auto" | "tone" | "pulse";
     mdns: boolean;
+    /** How long a session whose client vanished without /cancel is kept for /resume (0: ended at once). */
+    resumeGraceSeconds: number;
   };
 }
 
@@ -193,6 +205,13 @@ function resolveGameStream(flags: ServeFlags, env: Env): ServeConfig["gamestream
     throw new Error(`PUNKTFUNK_AUDIO_SOURCE must be auto, tone or pulse, got "${audio}"`);
   }
   const display = flags.x11Display ?? env.DISPLAY ?? "";
+  const graceText = flags.gamestreamResumeGrace ?? env.PUNKTFUNK_GAMESTREAM_RESUME_GRACE ??
+    String(DEFAULT_RESUME_GRACE_SECONDS);
+  if (!/^\d{1,6}$/.test(graceText) || Number(graceText) > MAX_RESUME_GRACE_SECONDS) {
+    throw new Error(
+      `invalid GameStream resume grace "${graceText}" (expected 0..${MAX_RESUME_GRACE_SECONDS} seconds)`,
+    );
+  }
   return {
     enabled: flags.gamestream ?? env.PUNKTFUNK_GAMESTREAM === "1",
     basePort,
@@ -200,5 +219,6 @@ function resolveGameStream(flags: ServeFlags, env: Env): ServeConfig["gamestream
     x11Display: display === "" ? null : display,
     audioSource: audio,
     mdns: env.PUNKTFUNK_MDNS !== "0",
+    resumeGraceSeconds: Number(graceText),
   };
 }

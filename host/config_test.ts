@@ -76,6 +76,19 @@ Deno.test("precedence: flag > env > file > default", () => {
   assertThrows(() => resolve({ logLevel: "loud" }), /unknown log level/);
 });
 
+Deno.test("GameStream resume grace: flag > env > 300 s default; 0 allowed; junk and > 1 day refused", () => {
+  assertEquals(resolve({}).gamestream.resumeGraceSeconds, 300);
+  assertEquals(resolve({}, { PUNKTFUNK_GAMESTREAM_RESUME_GRACE: "0" }).gamestream.resumeGraceSeconds, 0);
+  assertEquals(
+    resolve({ gamestreamResumeGrace: "90" }, { PUNKTFUNK_GAMESTREAM_RESUME_GRACE: "0" }).gamestream
+      .resumeGraceSeconds,
+    90,
+  );
+  for (const bad of ["-1", "1.5", "five", "", "86401"]) {
+    assertThrows(() => resolve({ gamestreamResumeGrace: bad }), /resume grace/);
+  }
+});
+
 Deno.test("token sources: flag, env, explicit file, default file; short tokens refused", () => {
   const token = "0123456789abcdef0123";
   assertEquals(resolve({ mgmtToken: token }).mgmtTokenSource, "flag");

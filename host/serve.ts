@@ -156,6 +156,7 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
         desktop: gs.x11Display ? { kind: "x11", display: gs.x11Display } : { kind: "synthetic" },
         input: injector,
         audioSource: gs.audioSource,
+        resumeGraceMs: gs.resumeGraceSeconds * 1000,
         log: log.child("gamestream"),
       });
       await gamestream.start();

@@ -6,6 +6,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import net from "node:net";
 import { X509Certificate } from "node:crypto";
 import { NativeCore } from "../../host/native_abi.ts";
 import type { MediaSessionHandle } from "../../host/native_abi.ts";
@@ -75,6 +76,95 @@ export function opusLayoutFromDescribe(sdp: string, channels: AudioChannels): Op
   return { channels, streams: Number(params[1]), coupled_streams: Number(params[2]), mapping };
 }
 
+/** Moonlight's encrypted-RTSP state: the rikey and the last request sequence number used (§5.3). */
+export interface RtspSealing {
+  key: Uint8Array;
+  sequence: number;
+}
+
+/**
+ * Moonlight's sealRtspMessage, written from the §5.3 description with WebCrypto — deliberately not the host's
+ * rtsp_encryption.ts, so a mistake in one is not mirrored in the other:
+ * BE32(0x80000000 | L) ‖ BE32(seq) ‖ tag(16) ‖ ciphertext(L), nonce LE32(seq) ‖ 00×6 ‖ 'C' ‖ 'R'.
+ */
+export async function sealRtspRequest(
+  key: Uint8Array,
+  sequence: number,
+  plaintext: Uint8Array,
+): Promise<Uint8Array> {
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: moonlightRtspIv(sequence, "C"), tagLength: 128 },
+      await crypto.subtle.importKey("raw", new Uint8Array(key), "AES-GCM", false, ["encrypt"]),
+      new Uint8Array(plaintext),
+    ),
+  );
+  const ciphertext = sealed.subarray(0, sealed.length - 16);
+  const frame = new Uint8Array(24 + ciphertext.length);
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, 0x8000_0000 + ciphertext.length);
+  view.setUint32(4, sequence);
+  frame.set(sealed.subarray(sealed.length - 16), 8);
+  frame.set(ciphertext, 24);
+  return frame;
+}
+
+/** Moonlight's unsealRtspMessage: the whole reply must be one frame with the encrypted bit, 'H' nonce, valid tag. */
+export async function openRtspReply(key: Uint8Array, reply: Uint8Array): Promise<Uint8Array> {
+  if (reply.length <= 24) throw new Error(`RTSP encrypted reply too short (${reply.length} bytes)`);
+  const view = new DataView(reply.buffer, reply.byteOffset, reply.length);
+  const typeAndLength = view.getUint32(0);
+  if (typeAndLength < 0x8000_0000) throw new Error("Rejecting unencrypted RTSP message");
+  if (typeAndLength - 0x8000_0000 + 24 !== reply.length) {
+    throw new Error("RTSP encrypted reply length mismatch");
+  }
+  const joined = new Uint8Array(reply.length - 8);
+  joined.set(reply.subarray(24));
+  joined.set(reply.subarray(8, 24), reply.length - 24);
+  return new Uint8Array(
+    await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: moonlightRtspIv(view.getUint32(4), "H"), tagLength: 128 },
+      await crypto.subtle.importKey("raw", new Uint8Array(key), "AES-GCM", false, ["decrypt"]),
+      joined,
+    ),
+  );
+}
+
+function moonlightRtspIv(sequence: number, origin: "C" | "H"): Uint8Array<ArrayBuffer> {
+  const iv = new Uint8Array(12);
+  iv[0] = sequence & 0xff;
+  iv[1] = (sequence >>> 8) & 0xff;
+  iv[2] = (sequence >>> 16) & 0xff;
+  iv[3] = (sequence >>> 24) & 0xff;
+  iv[10] = origin.charCodeAt(0);
+  iv[11] = "R".charCodeAt(0);
+  return iv;
+}
+
+/** Connects (optionally from `localAddress`), writes `bytes`, reads until the peer closes. */
+export function tcpExchange(
+  host: string,
+  port: number,
+  bytes: Uint8Array,
+  localAddress?: string,
+): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    const socket = net.connect({ host, port, localAddress }, () => socket.write(bytes));
+    socket.on("data", (chunk: Uint8Array) => chunks.push(new Uint8Array(chunk)));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const total = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let offset = 0;
+      for (const chunk of chunks) {
+        total.set(chunk, offset);
+        offset += chunk.length;
+      }
+      resolve(total);
+    });
+  });
+}
+
 export class GameStreamTestClient {
   serverCertPem: string | null = null;
   readonly identity: ClientIdentity;
@@ -86,7 +176,16 @@ export class GameStreamTestClient {
   /** IDR requests sent because frames were lost. */
   idrRequestsSent = 0;
 
-  constructor(readonly host: string, readonly httpPort: number, identity?: ClientIdentity) {
+  /** The sealing state of the last handshake (null when it was plain RTSP), for tests that continue it. */
+  lastRtspSealing: RtspSealing | null = null;
+
+  /** `localAddress` picks the source address of HTTPS and RTSP connections (another "machine" on loopback). */
+  constructor(
+    readonly host: string,
+    readonly httpPort: number,
+    identity?: ClientIdentity,
+    readonly localAddress?: string,
+  ) {
     this.identity = identity ?? createClientIdentity();
   }
 
@@ -123,6 +222,7 @@ export class GameStreamTestClient {
         key: this.identity.keyPem,
         rejectUnauthorized: false,
         agent: false,
+        localAddress: this.localAddress,
       }, (res) => {
         const peer = (res.socket as unknown as { getPeerCertificate(): { raw?: Uint8Array } })
           .getPeerCertificate();
@@ -167,12 +267,24 @@ export class GameStreamTestClient {
     return xmlTag(reply5, "paired") === "1" ? "paired" : "refused";
   }
 
+  /**
+   * `/launch` (or `/resume`) with fresh keys. `corever` 1 is what every current Moonlight sends ("v1 = RTSP
+   * encryption"); 0 asks for plain RTSP.
+   */
   async launch(
-    params: { width: number; height: number; fps: number; appId?: number; audioChannels?: AudioChannels },
+    params: {
+      width: number;
+      height: number;
+      fps: number;
+      appId?: number;
+      audioChannels?: AudioChannels;
+      corever?: number;
+      verb?: "launch" | "resume";
+    },
   ): Promise<{ xml: string; rikey: Uint8Array; rikeyId: number }> {
     const rikey = crypto.getRandomValues(new Uint8Array(16));
     const rikeyId = new DataView(crypto.getRandomValues(new Uint8Array(4)).buffer).getInt32(0);
-    const xml = await this.httpsGet("/launch", {
+    const xml = await this.httpsGet(`/${params.verb ?? "launch"}`, {
       appid: params.appId ?? 1,
       mode: `${params.width}x${params.height}x${params.fps}`,
       additionalStates: 1,
@@ -183,26 +295,25 @@ export class GameStreamTestClient {
       surroundAudioInfo: (CHANNEL_MASK[params.audioChannels ?? 2] << 16) | (params.audioChannels ?? 2),
       remoteControllersBitmap: 0,
       gcmap: 0,
-      corever: 1,
+      corever: params.corever ?? 1,
     });
     return { xml, rikey, rikeyId };
   }
 
+  /**
+   * One RTSP exchange on a fresh TCP connection, as Moonlight does it: send the request, read until the host
+   * closes. With `sealing` the request is sealed and the reply opened (§5.3); any framing or tag error throws.
+   */
   async rtsp(
     port: number,
     request: string,
+    sealing?: RtspSealing,
   ): Promise<{ status: number; headers: Map<string, string>; body: string }> {
-    const conn = await Deno.connect({ hostname: this.host, port });
-    await conn.write(new TextEncoder().encode(request));
-    const chunks: Uint8Array[] = [];
-    const buffer = new Uint8Array(4096);
-    for (;;) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      chunks.push(buffer.slice(0, n));
-    }
-    conn.close();
-    const text = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+    let bytes: Uint8Array = new TextEncoder().encode(request);
+    if (sealing) bytes = await sealRtspRequest(sealing.key, ++sealing.sequence, bytes);
+    let reply = await tcpExchange(this.host, port, bytes, this.localAddress);
+    if (sealing) reply = await openRtspReply(sealing.key, reply);
+    const text = new TextDecoder().decode(reply);
     const [head, ...rest] = text.split("\r\n\r\n");
     const lines = head.split("\r\n");
     const headers = new Map<string, string>();
@@ -230,12 +341,16 @@ export class GameStreamTestClient {
   ): Promise<LaunchedStream> {
     const rtspPort = Number(sessionUrl.slice(sessionUrl.lastIndexOf(":") + 1));
     let cseq = 0;
+    // Moonlight seals every message when (and only when) the launch answered rtspenc://.
+    const sealing = sessionUrl.startsWith("rtspenc://") ? { key: keys.rikey, sequence: 0 } : undefined;
+    this.lastRtspSealing = sealing ?? null;
     const req = (method: string, target: string, extra: string[] = [], body = "") =>
       this.rtsp(
         rtspPort,
         `${method} ${target} RTSP/1.0\r\nCSeq: ${++cseq}\r\nX-GS-ClientVersion: 14\r\nHost: ${this.host}\r\n` +
           extra.map((h) => `${h}\r\n`).join("") +
           (body ? `Content-type: application/sdp\r\nContent-length: ${body.length}\r\n` : "") + `\r\n${body}`,
+        sealing,
       );
     const expectOk = (reply: { status: number }, what: string) => {
       if (reply.status !== 200) throw new Error(`RTSP ${what} answered ${reply.status}`);
@@ -355,6 +470,14 @@ export class GameStreamTestClient {
     }, 20);
   }
 
+  /** Drops off the network: receivers stop and the control stream goes silent (no ENet disconnect). */
+  async vanish(): Promise<void> {
+    clearInterval(this.#lossWatch);
+    this.control?.abandon();
+    this.control = null;
+    await this.close();
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#lossWatch);
     this.control?.close();
@@ -456,6 +579,15 @@ export class ControlStream {
   /** Sends bytes as they are from this stream's socket (a replayed capture). */
   sendRaw(datagram: Uint8Array): void {
     this.#send([datagram]);
+  }
+
+  /** Goes silent without an ENet disconnect, as a client that lost its network does. */
+  abandon(): void {
+    clearInterval(this.#timer);
+    clearInterval(this.#pingTimer);
+    try {
+      this.socket.close();
+    } catch { /* already closed */ }
   }
 
   close(): void {
