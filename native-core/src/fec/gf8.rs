@@ -16,6 +16,12 @@
 //! field polynomial); matrix set-up and inversion are small and done here.
 //! [`encode_scalar_reference`] is a plain log/exp-table implementation of the
 //! same code, kept as a benchmark baseline and a test oracle.
+//!
+//! Where the CPU has GFNI and AVX-512 the multiply-accumulate runs on
+//! [`gfni`] instead (one affine instruction per coefficient and 64 bytes);
+//! [`Kernel`] names the choice, made once per code at construction.
+
+pub mod gfni;
 
 use super::{ErasureCode, FecError};
 
@@ -170,8 +176,8 @@ struct DecodePlan {
     sources: Vec<usize>,
     /// Data shard indices rebuilt, ascending.
     missing_data: Vec<usize>,
-    /// ISA-L tables for the `missing_data.len() × D` recovery matrix.
-    tables: Vec<u8>,
+    /// The `missing_data.len() × D` recovery matrix, prepared for the kernel.
+    tables: MultiplyTables,
 }
 
 /// nanors-compatible GF(2^8) Reed–Solomon code for one `(D, P)` shape.
@@ -181,9 +187,10 @@ struct DecodePlan {
 pub struct Gf8Code {
     data_shards: usize,
     parity_shards: usize,
+    kernel: Kernel,
     /// `P × D`, row-major: `parity_matrix[j * D + i] = C[j][i]`.
     parity_matrix: Vec<u8>,
-    encode_tables: Vec<u8>,
+    encode_tables: MultiplyTables,
     /// Most recently used first.
     decode_plans: Vec<DecodePlan>,
 }
@@ -192,20 +199,42 @@ impl Gf8Code {
     /// Code with `data_shards` data and `parity_shards` parity shards
     /// (`≥ 1` each, at most [`MAX_TOTAL_SHARDS`] together).
     pub fn new(data_shards: usize, parity_shards: usize) -> Result<Self, FecError> {
+        Self::with_kernel(data_shards, parity_shards, Kernel::best_available())
+    }
+
+    /// As [`Gf8Code::new`] on a named kernel (benchmarks and tests compare
+    /// them); a kernel this CPU lacks is an error.
+    pub fn with_kernel(
+        data_shards: usize,
+        parity_shards: usize,
+        kernel: Kernel,
+    ) -> Result<Self, FecError> {
         check_shard_counts(data_shards, parity_shards)?;
+        if !kernel.is_available() {
+            return Err(FecError::InvalidParameters(format!(
+                "the {} kernel needs CPU features this machine lacks",
+                kernel.name()
+            )));
+        }
         let parity_matrix: Vec<u8> = (0..parity_shards)
             .flat_map(|row| {
                 (0..data_shards).map(move |column| cauchy_coefficient(parity_shards, row, column))
             })
             .collect();
-        let encode_tables = isal::init_tables(data_shards, parity_shards, &parity_matrix);
+        let encode_tables = MultiplyTables::new(kernel, data_shards, parity_shards, &parity_matrix);
         Ok(Self {
             data_shards,
             parity_shards,
+            kernel,
             parity_matrix,
             encode_tables,
             decode_plans: Vec::with_capacity(DECODE_PLAN_CACHE_CAPACITY),
         })
+    }
+
+    /// The multiply-accumulate kernel this code runs on.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// The `P × D` Cauchy coefficients, row-major (`[j * D + i] = C[j][i]`).
@@ -241,7 +270,12 @@ impl Gf8Code {
             self.decode_plans[..=position].rotate_right(1);
         } else {
             let recovery_matrix = self.recovery_matrix(&missing_data, &sources);
-            let tables = isal::init_tables(data_shards, missing_data.len(), &recovery_matrix);
+            let tables = MultiplyTables::new(
+                self.kernel,
+                data_shards,
+                missing_data.len(),
+                &recovery_matrix,
+            );
             self.decode_plans.truncate(DECODE_PLAN_CACHE_CAPACITY - 1);
             self.decode_plans.insert(
                 0,
@@ -371,7 +405,8 @@ impl ErasureCode for Gf8Code {
                 .map(|shard| shard.len())
                 .chain(parity.iter().map(|shard| shard.len())),
         )?;
-        isal::multiply_accumulate(shard_len, &self.encode_tables, data, parity);
+        self.encode_tables
+            .multiply_accumulate(shard_len, data, parity);
         Ok(())
     }
 
@@ -413,8 +448,75 @@ impl ErasureCode for Gf8Code {
                 next_missing += 1;
             }
         }
-        isal::multiply_accumulate(shard_len, &plan.tables, &inputs, &mut outputs);
+        plan.tables
+            .multiply_accumulate(shard_len, &inputs, &mut outputs);
         Ok(())
+    }
+}
+
+/// Which multiply-accumulate kernel a code runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// ISA-L's nibble-table kernels (SSE/AVX2/AVX-512, its own dispatch).
+    Isal,
+    /// [`gfni`]: `GF2P8AFFINEQB` on 512-bit vectors.
+    GfniAvx512,
+}
+
+impl Kernel {
+    /// GFNI + AVX-512 where present, else ISA-L.
+    pub fn best_available() -> Self {
+        if gfni::available() {
+            Kernel::GfniAvx512
+        } else {
+            Kernel::Isal
+        }
+    }
+
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Isal => true,
+            Kernel::GfniAvx512 => gfni::available(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Isal => "isa-l",
+            Kernel::GfniAvx512 => "gfni-avx512",
+        }
+    }
+}
+
+/// A coefficient matrix prepared for one kernel.
+enum MultiplyTables {
+    Isal(Vec<u8>),
+    /// One affine operand per coefficient, row-major like the matrix.
+    Gfni(Vec<u64>),
+}
+
+impl MultiplyTables {
+    /// Prepares the `rows × sources` row-major `coefficients`.
+    fn new(kernel: Kernel, sources: usize, rows: usize, coefficients: &[u8]) -> Self {
+        match kernel {
+            Kernel::Isal => MultiplyTables::Isal(isal::init_tables(sources, rows, coefficients)),
+            Kernel::GfniAvx512 => MultiplyTables::Gfni(
+                coefficients
+                    .iter()
+                    .map(|&c| gfni::AFFINE_MATRICES[usize::from(c)])
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `outputs[r][b] = Σ_s M[r][s] · inputs[s][b]` for `b < len`.
+    fn multiply_accumulate(&self, len: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
+        match self {
+            MultiplyTables::Isal(tables) => isal::multiply_accumulate(len, tables, inputs, outputs),
+            MultiplyTables::Gfni(matrices) => {
+                gfni::multiply_accumulate(len, matrices, inputs, outputs)
+            }
+        }
     }
 }
 
@@ -601,6 +703,86 @@ mod tests {
             }
             if a != 0 {
                 assert_eq!(gf_mul(a, gf_inv(a)), 1, "inverse of {a:#04x}");
+            }
+        }
+    }
+
+    /// Every kernel this CPU runs (ISA-L always; GFNI where present).
+    fn available_kernels() -> Vec<Kernel> {
+        [Kernel::Isal, Kernel::GfniAvx512]
+            .into_iter()
+            .filter(|kernel| kernel.is_available())
+            .collect()
+    }
+
+    #[test]
+    fn best_kernel_follows_the_cpu() {
+        let has_gfni = is_x86_feature_detected!("gfni")
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw");
+        let expected = if has_gfni {
+            Kernel::GfniAvx512
+        } else {
+            Kernel::Isal
+        };
+        assert_eq!(Kernel::best_available(), expected);
+        assert_eq!(Gf8Code::new(4, 2).unwrap().kernel(), expected);
+        if !has_gfni {
+            assert!(Gf8Code::with_kernel(4, 2, Kernel::GfniAvx512).is_err());
+        }
+    }
+
+    #[test]
+    fn every_kernel_multiplies_every_byte_pair() {
+        // One source and one row: output byte x is M[0][0] · x, for all 256 x
+        // and all 256 coefficients, including a masked tail (256 = 4 · 64, so
+        // lengths 255 and 1 exercise it too).
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        for kernel in available_kernels() {
+            for c in 0..=255u8 {
+                for len in [256, 255, 1] {
+                    let tables = MultiplyTables::new(kernel, 1, 1, &[c]);
+                    let mut out = vec![0x5Au8; 256];
+                    tables.multiply_accumulate(len, &[&bytes], &mut [&mut out]);
+                    for (x, &product) in out.iter().enumerate() {
+                        let expected = if x < len { gf_mul(c, x as u8) } else { 0x5A };
+                        assert_eq!(
+                            product, expected,
+                            "{kernel:?}: {c:#04x} * {x:#04x}, len {len}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Byte-identical parity and recovery on every kernel, for shapes up
+        /// to the full 255 shards and lengths around the 64-byte vector.
+        #[test]
+        fn kernels_agree_with_the_scalar_reference(
+            data_shards in 1usize..=212,
+            parity_shards in 1usize..=43,
+            shard_len in prop_oneof![1usize..=130, 1000usize..=1500],
+            seed in any::<u64>(),
+        ) {
+            let data = random_block(data_shards, shard_len, seed);
+            let expected = encode_reference(&data, parity_shards);
+            for kernel in available_kernels() {
+                let mut code = Gf8Code::with_kernel(data_shards, parity_shards, kernel).unwrap();
+                let parity = encode_with(&mut code, &data);
+                prop_assert_eq!(&parity, &expected, "{:?}", kernel);
+                // Lose as many data shards as there is parity, from the front.
+                let erased = parity_shards.min(data_shards);
+                let mut shards: Vec<Vec<u8>> = data.iter().cloned().chain(parity).collect();
+                let mut present = vec![true; data_shards + parity_shards];
+                for index in 0..erased {
+                    present[index] = false;
+                    shards[index].fill(0xA5);
+                }
+                reconstruct_with(&mut code, &mut shards, &present).unwrap();
+                prop_assert_eq!(&shards[..data_shards], &data[..], "{:?}", kernel);
             }
         }
     }
