@@ -65,8 +65,21 @@ fn bench_shape(data_count: usize, parity_count: usize, missing_data: usize) {
         black_box(&mut copies);
     });
 
-    let mut code = Gf16Code::new(data_count, parity_count).expect("valid shape");
     let data_refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    // The AVX2 backend of the same code, same run: the baseline for the GFNI kernels.
+    let mut baseline = Gf16Code::new_without_gfni(data_count, parity_count).expect("valid shape");
+    let mut baseline_parity = vec![vec![0u8; SHARD_LEN]; parity_count];
+    let baseline_encode = {
+        let mut parity_refs: Vec<&mut [u8]> =
+            baseline_parity.iter_mut().map(Vec::as_mut_slice).collect();
+        seconds_per_call(|| {
+            baseline
+                .encode(black_box(&data_refs), &mut parity_refs)
+                .expect("encode");
+        })
+    };
+
+    let mut code = Gf16Code::new(data_count, parity_count).expect("valid shape");
     let mut parity = vec![vec![0u8; SHARD_LEN]; parity_count];
     let encode = {
         let mut parity_refs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
@@ -93,6 +106,7 @@ fn bench_shape(data_count: usize, parity_count: usize, missing_data: usize) {
         shards.iter().zip(&data).all(|(got, want)| got == want),
         "decode produced wrong data"
     );
+    assert_eq!(parity, baseline_parity, "backends disagree");
 
     let memcpy_rate = gigabytes_per_second(volume, memcpy);
     let encode_rate = gigabytes_per_second(volume, encode);
@@ -100,11 +114,15 @@ fn bench_shape(data_count: usize, parity_count: usize, missing_data: usize) {
     println!(
         "{data_count:>5}+{parity_count:<4} x {SHARD_LEN} B  memcpy {memcpy_rate:6.2} GB/s | \
          encode {encode_rate:5.2} GB/s ({:6.1} us, {:5.3}x memcpy) | \
-         decode {missing_data} lost {decode_rate:5.2} GB/s ({:7.1} us, {:5.3}x memcpy)",
+         decode {missing_data} lost {decode_rate:5.2} GB/s ({:7.1} us, {:5.3}x memcpy) | \
+         {} encode {:5.2} GB/s, ours {:4.2}x it",
         encode * 1e6,
         encode_rate / memcpy_rate,
         decode * 1e6,
         decode_rate / memcpy_rate,
+        baseline.backend(),
+        gigabytes_per_second(volume, baseline_encode),
+        baseline_encode / encode,
     );
 }
 

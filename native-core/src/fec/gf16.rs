@@ -194,6 +194,18 @@ impl Gf16Code {
         ))
     }
 
+    /// As [`Gf16Code::new`] but never on the GFNI backend: the AVX2 baseline benchmarks
+    /// measure it against in the same run.
+    pub fn new_without_gfni(data: usize, parity: usize) -> Result<Self, FecError> {
+        Self::check_counts(data, parity)?;
+        Ok(Self::build(
+            data,
+            parity,
+            Layout::choose(data, parity),
+            Kernel::avx2_or_below(),
+        ))
+    }
+
     fn check_counts(data: usize, parity: usize) -> Result<(), FecError> {
         if data == 0 {
             return Err(FecError::InvalidParameters(
@@ -232,7 +244,7 @@ impl Gf16Code {
         }
     }
 
-    /// The SIMD backend in use ("avx2", "ssse3" or "scalar").
+    /// The SIMD backend in use ("avx512-gfni", "avx2", "ssse3" or "scalar").
     pub fn backend(&self) -> &'static str {
         self.kernel.name()
     }

@@ -15,6 +15,8 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod gfni512;
+#[cfg(target_arch = "x86_64")]
 mod ssse3;
 
 use super::field::{FieldTables, Multiplier};
@@ -44,6 +46,9 @@ enum Backend {
     Ssse3,
     /// Only constructed after `is_x86_feature_detected!("avx2")` succeeded.
     Avx2,
+    /// Only constructed after AVX2, AVX-512F and GFNI were all detected (layout conversion
+    /// stays on the AVX2 code).
+    Avx512Gfni,
 }
 
 /// A kernel backend the running CPU supports (the constructors guarantee it).
@@ -62,6 +67,11 @@ impl std::fmt::Debug for Kernel {
 impl Kernel {
     /// The fastest backend this CPU runs.
     pub fn detect() -> Self {
+        Self::best_up_to(Backend::Avx512Gfni)
+    }
+
+    /// AVX2 (or below) even where GFNI exists; lets tests and benchmarks compare the two.
+    pub fn avx2_or_below() -> Self {
         Self::best_up_to(Backend::Avx2)
     }
 
@@ -85,7 +95,14 @@ impl Kernel {
 
     #[cfg(target_arch = "x86_64")]
     fn probe(limit: Backend) -> Backend {
-        if limit == Backend::Avx2 && is_x86_feature_detected!("avx2") {
+        let avx2 = is_x86_feature_detected!("avx2");
+        if limit == Backend::Avx512Gfni
+            && avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("gfni")
+        {
+            Backend::Avx512Gfni
+        } else if matches!(limit, Backend::Avx2 | Backend::Avx512Gfni) && avx2 {
             Backend::Avx2
         } else if limit != Backend::Scalar && is_x86_feature_detected!("ssse3") {
             Backend::Ssse3
@@ -105,6 +122,7 @@ impl Kernel {
             Backend::Scalar => "scalar",
             Backend::Ssse3 => "ssse3",
             Backend::Avx2 => "avx2",
+            Backend::Avx512Gfni => "avx512-gfni",
         }
     }
 
@@ -118,6 +136,9 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Avx2` exists only if AVX2 was detected at runtime.
             Backend::Avx2 => unsafe { avx2::mul_add(dst, src, c.table) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Backend::Avx512Gfni` exists only if AVX-512F and GFNI were detected.
+            Backend::Avx512Gfni => unsafe { gfni512::mul_add(dst, src, c.table) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Ssse3` exists only if SSSE3 was detected at runtime.
             Backend::Ssse3 => unsafe { ssse3::mul_add(dst, src, c.table) },
@@ -136,6 +157,9 @@ impl Kernel {
             // SAFETY: `Backend::Avx2` exists only if AVX2 was detected at runtime.
             Backend::Avx2 => unsafe { avx2::mul_in_place(buf, c.table) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Backend::Avx512Gfni` exists only if AVX-512F and GFNI were detected.
+            Backend::Avx512Gfni => unsafe { gfni512::mul_in_place(buf, c.table) },
+            #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Ssse3` exists only if SSSE3 was detected at runtime.
             Backend::Ssse3 => unsafe { ssse3::mul_in_place(buf, c.table) },
             _ => scalar::mul_in_place(buf, c.log, self.field),
@@ -153,6 +177,9 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Avx2` exists only if AVX2 was detected at runtime.
             Backend::Avx2 => unsafe { avx2::fft_butterfly(x, y, c.table) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Backend::Avx512Gfni` exists only if AVX-512F and GFNI were detected.
+            Backend::Avx512Gfni => unsafe { gfni512::fft_butterfly(x, y, c.table) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Ssse3` exists only if SSSE3 was detected at runtime.
             Backend::Ssse3 => unsafe { ssse3::fft_butterfly(x, y, c.table) },
@@ -175,6 +202,9 @@ impl Kernel {
             // SAFETY: `Backend::Avx2` exists only if AVX2 was detected at runtime.
             Backend::Avx2 => unsafe { avx2::ifft_butterfly(x, y, c.table) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Backend::Avx512Gfni` exists only if AVX-512F and GFNI were detected.
+            Backend::Avx512Gfni => unsafe { gfni512::ifft_butterfly(x, y, c.table) },
+            #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Ssse3` exists only if SSSE3 was detected at runtime.
             Backend::Ssse3 => unsafe { ssse3::ifft_butterfly(x, y, c.table) },
             _ => {
@@ -191,6 +221,9 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Avx2` exists only if AVX2 was detected at runtime.
             Backend::Avx2 => unsafe { avx2::xor(dst, src) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Backend::Avx512Gfni` exists only if AVX-512F and GFNI were detected.
+            Backend::Avx512Gfni => unsafe { gfni512::xor(dst, src) },
             _ => scalar::xor(dst, src),
         }
     }
@@ -203,8 +236,8 @@ impl Kernel {
         let (body, tail) = src.split_at(full * CHUNK_BYTES);
         match self.backend {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Backend::Avx2` exists only if AVX2 was detected at runtime.
-            Backend::Avx2 => unsafe { avx2::load(body, &mut dst[..full]) },
+            // SAFETY: both backends exist only if AVX2 was detected at runtime.
+            Backend::Avx2 | Backend::Avx512Gfni => unsafe { avx2::load(body, &mut dst[..full]) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Ssse3` exists only if SSSE3 was detected at runtime.
             Backend::Ssse3 => unsafe { ssse3::load(body, &mut dst[..full]) },
@@ -222,8 +255,8 @@ impl Kernel {
         let (body, tail) = dst.split_at_mut(full * CHUNK_BYTES);
         match self.backend {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Backend::Avx2` exists only if AVX2 was detected at runtime.
-            Backend::Avx2 => unsafe { avx2::store(&src[..full], body) },
+            // SAFETY: both backends exist only if AVX2 was detected at runtime.
+            Backend::Avx2 | Backend::Avx512Gfni => unsafe { avx2::store(&src[..full], body) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Backend::Ssse3` exists only if SSSE3 was detected at runtime.
             Backend::Ssse3 => unsafe { ssse3::store(&src[..full], body) },
@@ -269,6 +302,7 @@ mod tests {
         vec![
             Kernel::scalar(),
             Kernel::ssse3_or_scalar(),
+            Kernel::avx2_or_below(),
             Kernel::detect(),
         ]
     }

@@ -96,6 +96,7 @@ fn kernel_by_index(index: usize) -> Kernel {
     match index {
         0 => Kernel::scalar(),
         1 => Kernel::ssse3_or_scalar(),
+        2 => Kernel::avx2_or_below(),
         _ => Kernel::detect(),
     }
 }
@@ -151,14 +152,15 @@ proptest! {
         let data: Vec<Vec<u8>> = (0..k).map(|_| rng.bytes(len)).collect();
         let erased = pick_distinct(&mut rng, k + m, m);
         let mut outputs = Vec::new();
-        for kernel_index in 0..3 {
+        for kernel_index in 0..4 {
             let mut code = Gf16Code::with_choices(k, m, None, kernel_by_index(kernel_index));
             let parity = encode_block(&mut code, &data);
             let shards = erase_and_reconstruct(&mut code, &data, &parity, &erased).unwrap();
             outputs.push((parity, shards));
         }
         prop_assert!(outputs[0] == outputs[1], "scalar != ssse3");
-        prop_assert!(outputs[0] == outputs[2], "scalar != detected ({})", Kernel::detect().name());
+        prop_assert!(outputs[0] == outputs[2], "scalar != avx2 ({})", Kernel::avx2_or_below().name());
+        prop_assert!(outputs[0] == outputs[3], "scalar != detected ({})", Kernel::detect().name());
     }
 }
 
