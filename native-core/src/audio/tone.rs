@@ -95,7 +95,10 @@ impl ToneSource {
     fn wait_before(&self, end_position: u64, now: Instant) -> Option<Duration> {
         match self.pacing {
             Pacing::Unpaced => None,
-            Pacing::RealTime => Some(self.due_instant(end_position).saturating_duration_since(now)),
+            Pacing::RealTime => Some(
+                self.due_instant(end_position)
+                    .saturating_duration_since(now),
+            ),
         }
     }
 }
