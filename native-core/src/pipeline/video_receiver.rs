@@ -405,7 +405,13 @@ mod x11_session_tests {
         while !sender.is_finished() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // The last datagrams may still be in flight when the sender finishes: wait for the
+        // receiver to decode them rather than for a fixed time.
+        while receiver.with_state(|state| state.counters.frames_decoded) < 20
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         sender.stop();
         receiver.stop();
         xvfb.stop();
