@@ -1,6 +1,7 @@
 /**
- * Input injection backends. Without a display the host records what clients send (bounded, and logged at
- * debug level so an operator or a test can see it arrive); with an X display the native core injects it via
+ * Input injection backends. Without a display the host records what clients send (bounded; each event is
+ * logged at debug level as its kind and counts, never its key code or text); with an X display the native
+ * core injects it via
  * XTest, translating Win32 virtual-key codes with `windowsVkToX11Keysym`.
  */
 import type { InputEvent } from "../gamestream/input.ts";
@@ -27,6 +28,8 @@ export class RecordingInjector implements InputInjector {
   readonly #capacity: number;
   #events: InputEvent[] = [];
   readonly #waiters = new Set<Waiter>();
+  readonly #counts = new Map<InputEvent["kind"], number>();
+  #total = 0;
   #closed = false;
 
   constructor(private readonly log?: Logger, capacity: number = RECORDING_INJECTOR_CAPACITY) {
@@ -39,10 +42,19 @@ export class RecordingInjector implements InputInjector {
     this.#events.push(event);
     // Trim in batches so a full buffer costs amortised O(1) per event rather than a shift each time.
     if (this.#events.length >= 2 * this.#capacity) this.#events = this.#events.slice(-this.#capacity);
-    this.log?.debug("input event recorded", { ...event });
+    const count = (this.#counts.get(event.kind) ?? 0) + 1;
+    this.#counts.set(event.kind, count);
+    this.#total++;
+    // Counts only: key codes, text and pointer positions are what the user types and does.
+    this.log?.debug("input event recorded", { kind: event.kind, count, total: this.#total });
     for (const waiter of this.#waiters) {
       if (waiter.predicate(event)) this.#settle(waiter).resolve(event);
     }
+  }
+
+  /** How many events of each kind were recorded since the start (not only the retained ones). */
+  counts(): Partial<Record<InputEvent["kind"], number>> {
+    return Object.fromEntries(this.#counts);
   }
 
   /** The retained events, oldest first (at most `capacity`). */

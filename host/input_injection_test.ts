@@ -1,6 +1,8 @@
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import type { InputEvent } from "../gamestream/input.ts";
+import fc from "fast-check";
 import { RECORDING_INJECTOR_CAPACITY, RecordingInjector, windowsVkToX11Keysym } from "./input_injection.ts";
+import { Logger } from "./log.ts";
 
 const move = (dx: number): InputEvent => ({ kind: "mouse_relative", dx, dy: 0 });
 const keyA: InputEvent = { kind: "key", down: true, keyCode: 0x41, modifiers: 0, flags: 0 };
@@ -91,4 +93,45 @@ Deno.test("windowsVkToX11Keysym: letters, digits, function keys, navigation, mod
     k !== undefined
   );
   assertEquals(mapped.length - new Set(mapped).size, 4);
+});
+
+Deno.test("RecordingInjector logs kinds and counts, never key codes, text or positions", () => {
+  const event = fc.oneof(
+    fc.record({
+      kind: fc.constant("key" as const),
+      down: fc.boolean(),
+      keyCode: fc.integer({ min: 0, max: 0xffff }),
+      modifiers: fc.integer({ min: 0, max: 0xff }),
+      flags: fc.integer({ min: 0, max: 0xff }),
+    }),
+    fc.record({ kind: fc.constant("text" as const), text: fc.string({ minLength: 1, unit: "grapheme" }) }),
+    fc.record({
+      kind: fc.constant("mouse_absolute" as const),
+      x: fc.integer({ min: 0, max: 8192 }),
+      y: fc.integer({ min: 0, max: 8192 }),
+      refWidth: fc.constant(1920),
+      refHeight: fc.constant(1080),
+    }),
+  );
+  fc.assert(fc.property(fc.array(event, { minLength: 1, maxLength: 20 }), (events) => {
+    const lines: string[] = [];
+    const recorder = new RecordingInjector(
+      new Logger("input", { level: "trace", format: "json", sink: (line) => lines.push(line) }),
+    );
+    for (const e of events) recorder.inject(e as InputEvent);
+    assertEquals(lines.length, events.length);
+    const logged = lines.map((line) => JSON.parse(line));
+    for (const [i, record] of logged.entries()) {
+      const { t: _t, level: _level, target: _target, msg, ...fields } = record;
+      assertEquals(msg, "input event recorded");
+      assertEquals(Object.keys(fields).sort(), ["count", "kind", "total"]);
+      assertEquals(fields.kind, events[i].kind);
+      assertEquals(fields.total, i + 1);
+      assertEquals(fields.count, events.slice(0, i + 1).filter((e) => e.kind === events[i].kind).length);
+    }
+    const counts = recorder.counts();
+    for (const kind of ["key", "text", "mouse_absolute"] as const) {
+      assertEquals(counts[kind] ?? 0, events.filter((e) => e.kind === kind).length);
+    }
+  }));
 });

@@ -36,11 +36,9 @@ Deno.test("shutdown stops child processes, and SIGKILLs one that ignores SIGTERM
   await reader.read();
   reader.releaseLock();
   assertEquals(lifecycle.childCount, 2);
-  const started = Date.now();
   await lifecycle.shutdown("test");
   assertEquals((await polite.status).signal, "SIGTERM");
   assertEquals((await stubborn.status).signal, "SIGKILL");
-  assert(Date.now() - started < 10_000);
   await stubborn.stdout.cancel();
   assertEquals(lifecycle.childCount, 0);
 });

@@ -40,15 +40,53 @@ export function formatRecord(record: LogRecord, format: LogFormat): string {
   }
   const time = new Date(record.timeMs).toISOString().slice(11, 23);
   const fields = record.fields && Object.keys(record.fields).length > 0
-    ? " " + Object.entries(record.fields).map(([k, v]) => `${k}=${formatFieldValue(v)}`).join(" ")
+    ? " " +
+      Object.entries(record.fields).map(([k, v]) => `${escapeControlCharacters(k)}=${formatFieldValue(v)}`)
+        .join(" ")
     : "";
-  return `${time} ${record.level.toUpperCase().padEnd(5)} ${record.target}: ${record.msg}${fields}`;
+  const head = `${time} ${record.level.toUpperCase().padEnd(5)} ${escapeControlCharacters(record.target)}`;
+  return `${head}: ${escapeControlCharacters(record.msg)}${fields}`;
+}
+
+/**
+ * Characters that end a line, steer a terminal or reorder text on screen: C0 controls, DEL, C1 controls,
+ * the Unicode line/paragraph separators and the bidirectional embedding/override/isolate controls. In
+ * the human format they would let a logged string forge log lines or rewrite the terminal.
+ */
+const UNSAFE_IN_A_LINE = "\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069";
+/** What JSON.stringify leaves raw: everything above except C0 controls (which it escapes). */
+const RAW_AFTER_JSON = new RegExp(`[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]`, "g");
+const BACKSLASH_OR_UNSAFE = new RegExp(`[\\\\${UNSAFE_IN_A_LINE}]`, "g");
+const NEEDS_QUOTES = new RegExp(`[\\s"=\\\\${UNSAFE_IN_A_LINE}]`);
+const SHORT_ESCAPES: Readonly<Record<string, string>> = {
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+};
+
+function unicodeEscape(character: string): string {
+  return `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * Escapes backslashes and the characters above the way a JSON string would (`\n`, `\u001b`, …), so a
+ * message stays one inert line and the original is recoverable.
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(BACKSLASH_OR_UNSAFE, (c) => SHORT_ESCAPES[c] ?? unicodeEscape(c));
 }
 
 function formatFieldValue(value: unknown): string {
-  if (typeof value === "string") return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
-  if (value instanceof Error) return JSON.stringify(value.message);
-  return JSON.stringify(value) ?? String(value);
+  if (typeof value === "string") return NEEDS_QUOTES.test(value) ? jsonLine(value) : value;
+  if (value instanceof Error) return jsonLine(value.message);
+  if (typeof value === "bigint") return String(value);
+  return jsonLine(value) ?? escapeControlCharacters(String(value));
+}
+
+/** JSON text with the line-unsafe characters JSON.stringify leaves raw escaped as well. */
+function jsonLine(value: unknown): string {
+  return JSON.stringify(value)?.replace(RAW_AFTER_JSON, unicodeEscape);
 }
 
 export class Logger {

@@ -80,6 +80,11 @@ const SYMBOLS = {
   pf_input_x11_screen_size: { parameters: ["pointer", "buffer"], result: "i32" },
   pf_input_x11_pointer: { parameters: ["pointer", "buffer"], result: "i32" },
   pf_input_x11_close: { parameters: ["pointer"], result: "void" },
+  pf_capture_x11_probe: {
+    parameters: ["buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type Codec = "h264" | "h265" | "av1";
@@ -303,6 +308,28 @@ export class NativeCore {
       );
     }
     return new X11InputInjectorHandle(this, handle, symbols);
+  }
+
+  /**
+   * Opens X display `display` (off the JS thread) and checks what MIT-SHM capture needs; the screen size,
+   * or a NativeError with the reason. Used by selftest; sessions open their own connection.
+   */
+  async probeX11Capture(display: string): Promise<{ width: number; height: number }> {
+    const name = new TextEncoder().encode(display);
+    const size = new Uint32Array(2);
+    const error = new Uint8Array(1024);
+    const status = await this.#symbols().pf_capture_x11_probe(
+      name,
+      BigInt(name.length),
+      size,
+      error,
+      BigInt(error.length),
+    );
+    if (status !== STATUS.OK) {
+      const end = error.indexOf(0);
+      throw new NativeError(status, decoder.decode(error.subarray(0, end < 0 ? 0 : end)));
+    }
+    return { width: size[0], height: size[1] };
   }
 
   close(): void {

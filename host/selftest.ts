@@ -27,24 +27,66 @@ function pathExists(path: string): boolean {
   }
 }
 
-/** The X11 display named by DISPLAY, if its local socket exists. */
-export function x11DisplayProbe(env: Env): SelftestItem {
+/** The local display number named by DISPLAY, or the reason there is none to probe. */
+function localDisplay(env: Env): { display: string } | { reason: string } {
   const display = env.DISPLAY;
-  if (!display) {
-    return { name: "x11", ok: false, detail: "DISPLAY is not set (start Xvfb or pass --x11-display)" };
-  }
+  if (!display) return { reason: "DISPLAY is not set (start Xvfb or pass --x11-display)" };
   const number = /^(?:unix)?:(\d+)(?:\.\d+)?$/.exec(display)?.[1];
   if (number === undefined) {
-    return {
-      name: "x11",
-      ok: false,
-      detail: `DISPLAY=${display} is not a local display (only :N is supported)`,
-    };
+    return { reason: `DISPLAY=${display} is not a local display (only :N is supported)` };
   }
-  const socket = `/tmp/.X11-unix/X${number}`;
-  return pathExists(socket)
-    ? { name: "x11", ok: true, detail: `display :${number} (socket ${socket})` }
-    : { name: "x11", ok: false, detail: `DISPLAY=${display} but ${socket} does not exist` };
+  return { display: `:${number}` };
+}
+
+/** Runs `probe` with the native core loaded; its load error is the reason otherwise. */
+async function withNative(
+  name: string,
+  probe: (native: NativeCore) => Promise<SelftestItem>,
+): Promise<SelftestItem> {
+  let native: NativeCore;
+  try {
+    native = NativeCore.open();
+  } catch (error) {
+    return { name, ok: false, detail: `native core not loaded: ${(error as Error).message}` };
+  }
+  try {
+    return await probe(native);
+  } catch (error) {
+    return { name, ok: false, detail: (error as Error).message };
+  } finally {
+    native.close();
+  }
+}
+
+/** X11 capture: opens the display and checks MIT-SHM and the pixel format, as a session would. */
+export function x11CaptureProbe(env: Env): Promise<SelftestItem> {
+  const name = "x11";
+  const local = localDisplay(env);
+  if ("reason" in local) return Promise.resolve({ name, ok: false, detail: local.reason });
+  return withNative(name, async (native) => {
+    const { width, height } = await native.probeX11Capture(local.display);
+    return {
+      name,
+      ok: true,
+      detail: `display ${local.display} opens, MIT-SHM capture at ${width}x${height}`,
+    };
+  });
+}
+
+/** XTest input: opens the display and asks for the XTEST extension, as a session would. */
+export function xtestProbe(env: Env): Promise<SelftestItem> {
+  const name = "xtest (keyboard/mouse)";
+  const local = localDisplay(env);
+  if ("reason" in local) return Promise.resolve({ name, ok: false, detail: local.reason });
+  return withNative(name, async (native) => {
+    const injector = await native.openX11Input(local.display);
+    try {
+      const { width, height } = injector.screenSize();
+      return { name, ok: true, detail: `display ${local.display} opens, XTEST present (${width}x${height})` };
+    } finally {
+      injector.close();
+    }
+  });
 }
 
 function configSection(env: Env): SelftestSection {
@@ -56,7 +98,12 @@ function configSection(env: Env): SelftestSection {
     Deno.writeTextFileSync(probe, "ok", { mode: 0o600 });
     Deno.removeSync(probe);
     items.push({ name: "config dir", ok: true, detail: `${dir} (writable)` });
-    items.push({ name: "state database", ok: true, detail: `${dir}/state.db` });
+    const database = `${dir}/state.db`;
+    items.push({
+      name: "state database",
+      ok: true,
+      detail: pathExists(database) ? `${database} (exists)` : `${database} (created by the first serve)`,
+    });
   } catch (error) {
     items.push({ name: "config dir", ok: false, detail: (error as Error).message });
   }
@@ -95,28 +142,25 @@ async function nativeSections(): Promise<SelftestSection[]> {
   }
 }
 
-function captureSection(env: Env): SelftestSection {
+async function captureSection(env: Env): Promise<SelftestSection> {
   return {
     title: "capture backends",
     items: [
       { name: "synthetic", ok: true, detail: "always available (test pattern)" },
-      x11DisplayProbe(env),
-      { name: "wayland/pipewire", ok: false, detail: "not implemented yet" },
+      await x11CaptureProbe(env),
+      { name: "wayland/pipewire", ok: false, detail: "no, not implemented" },
     ],
   };
 }
 
-function inputSection(env: Env): SelftestSection {
-  const x11 = x11DisplayProbe(env);
-  const uinput = pathExists("/dev/uinput")
-    ? { name: "uinput (gamepads)", ok: true, detail: "/dev/uinput present" }
-    : { name: "uinput (gamepads)", ok: false, detail: "/dev/uinput does not exist (load the uinput module)" };
+async function inputSection(env: Env): Promise<SelftestSection> {
   return {
     title: "input backends",
     items: [
       { name: "recording", ok: true, detail: "always available (records events, injects nothing)" },
-      { ...x11, name: "xtest (keyboard/mouse)" },
-      uinput,
+      await xtestProbe(env),
+      // Gamepads, touch and pen would go through uinput; that backend does not exist yet.
+      { name: "uinput (gamepads)", ok: false, detail: "no, not implemented" },
     ],
   };
 }
@@ -150,8 +194,8 @@ export async function runSelftest(env: Env): Promise<SelftestSection[]> {
   return [
     configSection(env),
     ...(await nativeSections()),
-    captureSection(env),
-    inputSection(env),
+    await captureSection(env),
+    await inputSection(env),
     await quicSection(),
   ];
 }

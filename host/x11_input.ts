@@ -8,6 +8,7 @@ import type { InputEvent } from "../gamestream/input.ts";
 import type { InputInjector } from "./input_injection.ts";
 import { windowsVkToX11Keysym } from "./input_injection.ts";
 import type { Logger } from "./log.ts";
+import { NativeError } from "./native_abi.ts";
 import type { NativeCore, NativeInputEvent, X11InputInjectorHandle } from "./native_abi.ts";
 
 export interface ScreenSize {
@@ -105,7 +106,7 @@ export class X11InputInjector implements InputInjector {
         this.handle.inject(native);
         this.stats.injected++;
       } catch (error) {
-        this.#failed(error);
+        this.#failed(error, event.kind);
       }
     }
   }
@@ -129,7 +130,7 @@ export class X11InputInjector implements InputInjector {
     }
   }
 
-  #failed(error: unknown): void {
+  #failed(error: unknown, kind?: InputEvent["kind"]): void {
     this.stats.failed++;
     const message = error instanceof Error ? error.message : String(error);
     // A broken X connection never recovers; keep the session going without input rather than erroring per event.
@@ -140,7 +141,12 @@ export class X11InputInjector implements InputInjector {
         message,
       });
     } else {
-      this.log?.debug("input event not injected", { message });
+      // Not the message: it names the keysym, and keystrokes never reach a log.
+      this.log?.debug("input event not injected", {
+        kind: kind ?? "screen size query",
+        status: error instanceof NativeError ? error.status : undefined,
+        failed: this.stats.failed,
+      });
     }
   }
 }

@@ -1,5 +1,8 @@
 /** Starts the real host (`deno run main.ts …`) in a child process for integration tests. */
 
+import { GAMESTREAM_PORT_OFFSETS, gameStreamPorts } from "../gamestream/rtsp.ts";
+import type { GameStreamPorts } from "../gamestream/rtsp.ts";
+
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 export function freePort(): number {
@@ -7,6 +10,55 @@ export function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
+}
+
+/** Whether UDP `port` on `hostname` is free (binding it succeeds); a closed socket frees it at once. */
+export function udpPortIsFree(port: number, hostname = "127.0.0.1"): boolean {
+  try {
+    Deno.listenDatagram({ transport: "udp", hostname, port }).close();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) return false;
+    throw error;
+  }
+}
+
+function tcpPortIsFree(port: number, hostname = "127.0.0.1"): boolean {
+  try {
+    Deno.listen({ hostname, port }).close();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) return false;
+    throw error;
+  }
+}
+
+/** The GameStream ports that are TCP; the others (video, control, audio) are UDP. */
+const GAMESTREAM_TCP_PORTS = new Set<keyof GameStreamPorts>(["https", "http", "rtsp"]);
+/** Each attempt starts from a port the kernel just handed out; a few retries cover a busy machine. */
+const FREE_BASE_ATTEMPTS = 50;
+
+/**
+ * A GameStream base port whose whole set (fixed offsets from the base, TCP and UDP) is free now: the
+ * kernel picks the lowest port (HTTPS, base − 5) and the others are checked by binding them. Like
+ * `freePort`, another process could take one before the host binds it; the host then fails to start
+ * with the port named.
+ */
+export function freeGameStreamBase(): number {
+  for (let attempt = 0; attempt < FREE_BASE_ATTEMPTS; attempt++) {
+    const base = freePort() - GAMESTREAM_PORT_OFFSETS.https;
+    let ports: GameStreamPorts;
+    try {
+      ports = gameStreamPorts(base);
+    } catch {
+      continue; // the set would end above 65535
+    }
+    const free = (Object.entries(ports) as [keyof GameStreamPorts, number][]).every(([name, port]) =>
+      GAMESTREAM_TCP_PORTS.has(name) ? tcpPortIsFree(port) : udpPortIsFree(port)
+    );
+    if (free) return base;
+  }
+  throw new Error(`no free GameStream port set after ${FREE_BASE_ATTEMPTS} attempts`);
 }
 
 export interface HostProcess {

@@ -3,7 +3,7 @@
  * the off-loopback token rule, HTTPS with the host certificate, and graceful shutdown.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { freePort, runCli, spawnHost, waitForHttp } from "./host_process.ts";
+import { freeGameStreamBase, freePort, runCli, spawnHost, waitForHttp } from "./host_process.ts";
 
 const TOKEN = "integration-token-0123456789";
 
@@ -48,7 +48,7 @@ Deno.test("serve on loopback answers health, creates its state, and stops cleanl
 
 Deno.test("without --gamestream nothing listens on the GameStream ports and there is no stream", async () => {
   const port = freePort();
-  const base = 30_000 + Math.floor(Math.random() * 20_000);
+  const base = freeGameStreamBase();
   const host = spawnHost(["serve", "--mgmt-bind", `127.0.0.1:${port}`, "--gamestream-port", String(base)], {
     PUNKTFUNK_GAMESTREAM_BIND: "127.0.0.1",
   });

@@ -5,6 +5,7 @@
 //! build exists so tests and benchmarks can call the Rust-level APIs directly.
 
 pub mod abi;
+pub mod abi_capture;
 pub mod abi_input;
 pub mod abi_media;
 pub mod abi_session;

@@ -13,6 +13,17 @@ const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
 const SALT: &str = "cafebabe";
 const FRAMES: u64 = 300;
 
+/// Waits (up to 10 s: loopback delivers in microseconds, the margin covers a loaded machine) until the
+/// receiver has taken in every datagram the sender put on the wire, instead of sleeping for a fixed time.
+fn wait_for_in_flight_datagrams(sender: &VideoSender, receiver: &VideoReceiver) {
+    let sent = sender.with_stats(|s| s.counters.packets_sent);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.with_state(|state| state.counters.datagrams) < sent && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn lossy_loopback_recovers_and_decodes_99_percent_of_frames() {
     let trigger: Arc<OnceLock<IdrTrigger>> = Arc::new(OnceLock::new());
@@ -48,7 +59,7 @@ fn lossy_loopback_recovers_and_decodes_99_percent_of_frames() {
     while !sender.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(300)); // last packets in flight
+    wait_for_in_flight_datagrams(&sender, &receiver);
     sender.stop();
     receiver.stop();
 
@@ -122,7 +133,7 @@ fn wrong_key_is_rejected_and_counted() {
     while !sender.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for_in_flight_datagrams(&sender, &receiver);
     sender.stop();
     receiver.stop();
     receiver.with_state(|state| {

@@ -1,8 +1,8 @@
 /**
- * A `serve --gamestream` host for integration tests: spawned on a random port range, loopback only, with
+ * A `serve --gamestream` host for integration tests: spawned on a free port set, loopback only, with
  * the helpers every GameStream test needs (polling with a diagnostic, PIN entry through the management API).
  */
-import { spawnHost, waitForHttp } from "../host_process.ts";
+import { freeGameStreamBase, freePort, spawnHost, waitForHttp } from "../host_process.ts";
 import type { HostProcess } from "../host_process.ts";
 import { assertEquals } from "../assert.ts";
 
@@ -18,9 +18,8 @@ export async function startGameStreamHost(
   extraArgs: string[] = [],
   env: Record<string, string> = {},
 ): Promise<GameStreamHostUnderTest> {
-  // The GameStream ports span base−5 … base+21; a random base keeps parallel runs apart.
-  const base = 30_000 + Math.floor(Math.random() * 20_000);
-  const mgmtPort = base + 1;
+  const base = freeGameStreamBase();
+  const mgmtPort = freePort();
   const host = spawnHost(
     [
       "serve",

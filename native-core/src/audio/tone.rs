@@ -84,11 +84,21 @@ impl ToneSource {
         (self.peak_amplitude * angle.sin()).round() as i16
     }
 
-    fn wait_until_due(&self, end_position: u64) {
-        let due = self.origin_instant + Duration::from_nanos(samples_to_ns(end_position));
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+    /// The instant the sample before `end_position` is due (the source's
+    /// start plus that much audio).
+    fn due_instant(&self, end_position: u64) -> Instant {
+        self.origin_instant + Duration::from_nanos(samples_to_ns(end_position))
+    }
+
+    /// How long a read ending at `end_position` must still wait at `now`:
+    /// `None` when unpaced, zero when the audio is already due.
+    fn wait_before(&self, end_position: u64, now: Instant) -> Option<Duration> {
+        match self.pacing {
+            Pacing::Unpaced => None,
+            Pacing::RealTime => Some(
+                self.due_instant(end_position)
+                    .saturating_duration_since(now),
+            ),
         }
     }
 }
@@ -115,8 +125,8 @@ impl AudioSource for ToneSource {
             }
         }
         let end = start + samples_per_channel as u64;
-        if self.pacing == Pacing::RealTime {
-            self.wait_until_due(end);
+        if let Some(wait) = self.wait_before(end, Instant::now()) {
+            std::thread::sleep(wait);
         }
         frame.capture_ns = self.origin_ns + samples_to_ns(start);
         self.next_sample_position = end;
@@ -266,31 +276,57 @@ mod tests {
     }
 
     #[test]
-    fn real_time_pacing_takes_real_time() {
-        let mut source = ToneSource::new(ChannelLayout::Stereo, Pacing::RealTime);
-        let mut frame = AudioFrame::new();
-        let started = Instant::now();
-        // Ten 5 ms reads: 50 ms of audio.
-        for _ in 0..10 {
-            source.read(&mut frame, 240).unwrap();
-        }
-        let elapsed = started.elapsed();
-        assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
-        // Generous upper bound: a loaded CI machine may oversleep, but not
-        // by a whole second.
-        assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    fn real_time_pacing_waits_exactly_until_the_audio_is_due() {
+        let source = ToneSource::new(ChannelLayout::Stereo, Pacing::RealTime);
+        let origin = source.origin_instant;
+        // 240 samples are 5 ms of audio: due 5 ms after the start, and no
+        // wait once that moment has passed.
+        assert_eq!(
+            source.wait_before(240, origin),
+            Some(Duration::from_millis(5))
+        );
+        assert_eq!(
+            source.wait_before(240, origin + Duration::from_millis(2)),
+            Some(Duration::from_millis(3))
+        );
+        assert_eq!(
+            source.wait_before(240, origin + Duration::from_millis(5)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            source.wait_before(240, origin + Duration::from_secs(1)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            source.wait_before(48_000, origin),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]
-    fn unpaced_is_fast_and_invalid_sizes_fail() {
-        let mut source = ToneSource::new(ChannelLayout::Stereo, Pacing::Unpaced);
+    fn real_time_reads_return_no_earlier_than_their_audio_is_due() {
+        let mut source = ToneSource::new(ChannelLayout::Stereo, Pacing::RealTime);
         let mut frame = AudioFrame::new();
-        let started = Instant::now();
+        // Ten 5 ms reads: each returns once its last sample is due.
+        for read in 1..=10u64 {
+            source.read(&mut frame, 240).unwrap();
+            assert!(
+                Instant::now() >= source.due_instant(read * 240),
+                "read {read} returned early"
+            );
+        }
+    }
+
+    #[test]
+    fn unpaced_never_waits_and_invalid_sizes_fail() {
+        let mut source = ToneSource::new(ChannelLayout::Stereo, Pacing::Unpaced);
+        for end in [0, 960, 96_000, u64::from(u32::MAX)] {
+            assert_eq!(source.wait_before(end, source.origin_instant), None);
+        }
+        let mut frame = AudioFrame::new();
         for _ in 0..100 {
             source.read(&mut frame, 960).unwrap();
         }
-        // 2 s of audio must not take real time to generate.
-        assert!(started.elapsed() < Duration::from_secs(1));
         assert!(matches!(
             source.read(&mut frame, 0),
             Err(AudioError::InvalidArgument(_))

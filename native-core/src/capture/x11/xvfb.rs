@@ -74,6 +74,19 @@ impl Xvfb {
         ))
     }
 
+    /// Starts a server for a test that needs one. Such tests are
+    /// `#[ignore = "needs Xvfb …"]` and named `needs_xvfb_…`: plain `cargo
+    /// test` reports them as ignored (skipped), and `packaging/bootstrap.sh`
+    /// runs them with `--ignored needs_xvfb_` when the binary is installed.
+    /// Once asked for, a missing or broken Xvfb fails the test.
+    pub fn require(screen: &str) -> Self {
+        match Self::start(screen) {
+            Ok(Some(server)) => server,
+            Ok(None) => panic!("the Xvfb binary is not on PATH"),
+            Err(reason) => panic!("cannot start Xvfb: {reason}"),
+        }
+    }
+
     /// The display name, e.g. `":93"`.
     pub fn display(&self) -> String {
         format!(":{}", self.number)
