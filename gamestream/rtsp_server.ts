@@ -6,6 +6,8 @@
 import { RtspRequestParser, serializeResponse } from "./rtsp.ts";
 import type { RtspSession, RtspSessionAction } from "./rtsp.ts";
 import type { Logger } from "../host/log.ts";
+import { defenceFromEnv, runGuardedAcceptLoop } from "../host/guarded_listener.ts";
+import type { ConnectionCounters } from "../host/connection_guard.ts";
 
 /** Moonlight waits 15 s for a reply; a client that has not sent a whole request in 10 s is gone. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -21,6 +23,8 @@ export interface RtspServerOptions {
 
 export interface RtspServer {
   port: number;
+  /** Admission and timeout counters of the listener (refused, evicted, timed out, accept errors). */
+  connectionCounters(): ConnectionCounters;
   close(): void;
 }
 
@@ -63,17 +67,16 @@ async function serveConnection(conn: Deno.Conn, options: RtspServerOptions): Pro
 
 export function startRtspServer(options: RtspServerOptions): RtspServer {
   const listener = Deno.listen({ hostname: options.bind, port: options.port, transport: "tcp" });
-  (async () => {
-    try {
-      for await (const conn of listener) void serveConnection(conn, options);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) {
-        options.log.error("rtsp listener failed", { error: (error as Error).message });
-      }
-    }
-  })();
+  // Caps, a whole-connection deadline and accept errors that never end the loop (host/guarded_listener.ts).
+  const guard = runGuardedAcceptLoop(listener, {
+    name: "rtsp",
+    defence: defenceFromEnv("rtsp"),
+    log: options.log,
+    serve: (conn) => serveConnection(conn, options),
+  });
   return {
     port: (listener.addr as Deno.NetAddr).port,
+    connectionCounters: () => ({ ...guard.counters }),
     close: () => {
       try {
         listener.close();
