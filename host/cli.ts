@@ -7,6 +7,7 @@ import { parseLogLevel, rootLogger } from "./log.ts";
 import type { LogFormat } from "./log.ts";
 import { EXPECTED_ABI_VERSION, NativeCore } from "./native_abi.ts";
 import { loadServeConfig, startHost } from "./serve.ts";
+import { installProcessGuard } from "./process_guard.ts";
 import { formatSelftest, runSelftest } from "./selftest.ts";
 import { gitCommit, VERSION } from "./version.ts";
 import { createMgmtApp, serializeOpenApi } from "../mgmt/mod.ts";
@@ -177,6 +178,8 @@ async function serveCommand(args: string[]): Promise<number> {
     x11Display: values["x11-display"],
   }, Deno.env.toObject());
   log.configure({ level: config.logLevel });
+  // From here on, a failure no handler caught is logged and counted, never the end of the host.
+  installProcessGuard(log.child("process"));
   const host = await startHost(config, log);
   host.lifecycle.installSignalHandlers();
   // Runs until a signal: the handlers shut down and exit.
