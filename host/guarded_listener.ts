@@ -9,7 +9,8 @@
  * per connection, driven by `'connection'` / `'request'` / the response's end.
  */
 import type http from "node:http";
-import type net from "node:net";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
 import { ConnectionGuard, listenerDefence } from "./connection_guard.ts";
 import type { ConnectionTicket, ListenerDefence, ListenerName } from "./connection_guard.ts";
 import type { Logger } from "./log.ts";
@@ -41,7 +42,17 @@ export interface GuardedServerOptions {
   name: string;
   defence: ListenerDefence;
   log: Logger;
+  /** Accept watchdog period (0 = off); see `watchAccepting`. */
+  watchdogMs?: number;
 }
+
+/**
+ * Deno's node:net listener stops accepting for good after one failed accept (EMFILE), without any event
+ * (measured, Deno 2.9.6); listening again on the same port revives it. Every 10 s without a connection, the
+ * watchdog connects to the listener itself; a probe not accepted within 2 s means the listener is dead.
+ */
+export const ACCEPT_WATCHDOG_MS = 10_000;
+const ACCEPT_PROBE_TIMEOUT_MS = 2_000;
 
 /** Caps and timeouts on a node:http or node:https server; returns the guard (its counters) for status and tests. */
 export function guardNodeServer(server: http.Server, options: GuardedServerOptions): ConnectionGuard {
@@ -68,9 +79,13 @@ export function guardNodeServer(server: http.Server, options: GuardedServerOptio
     }, ms);
   };
 
+  const watchdog = watchAccepting(server, name, log, options.watchdogMs ?? ACCEPT_WATCHDOG_MS, () => {
+    guard.countAcceptError();
+  });
   server.on("connection", (socket: net.Socket) => {
     // A reset from the peer must end this connection only, never surface as an unhandled error.
     socket.on("error", () => {});
+    if (watchdog.isProbe(socket)) return;
     const admission = guard.admit(stripV4Mapped(socket.remoteAddress), Date.now());
     if (!admission.admitted) {
       log.debug("connection refused", {
@@ -125,6 +140,77 @@ export function guardNodeServer(server: http.Server, options: GuardedServerOptio
   server.on("tlsClientError", () => {/* handshake failures and timeouts: the socket is already gone */});
   server.on("clientError", (_error: Error, socket: net.Socket) => socket.destroy());
   return guard;
+}
+
+/** The accept watchdog of one node server (see `ACCEPT_WATCHDOG_MS`). */
+function watchAccepting(
+  server: http.Server,
+  name: string,
+  log: Logger,
+  periodMs: number,
+  onDead: () => void,
+): { isProbe(socket: net.Socket): boolean } {
+  const probes = new Map<number, () => void>();
+  let acceptedSinceTick = false;
+  let bound: AddressInfo | null = null;
+  let relistening = false;
+  server.on("listening", () => {
+    bound = server.address() as AddressInfo;
+    relistening = false;
+  });
+  server.on("connection", () => acceptedSinceTick = true);
+  const probe = () => {
+    if (!bound) return;
+    const host = bound.address === "0.0.0.0" ? "127.0.0.1" : bound.address === "::" ? "::1" : bound.address;
+    const socket = net.connect({ host, port: bound.port });
+    socket.on("error", () => {/* cannot tell now (e.g. out of descriptors ourselves): next tick */});
+    socket.once("connect", () => {
+      const localPort = socket.localPort!;
+      const timer = setTimeout(() => {
+        probes.delete(localPort);
+        socket.destroy();
+        if (!server.listening || relistening) return;
+        onDead();
+        log.error("listener stopped accepting; listening again", { listener: name, port: bound?.port });
+        relisten();
+      }, ACCEPT_PROBE_TIMEOUT_MS);
+      probes.set(localPort, () => {
+        clearTimeout(timer);
+        socket.destroy();
+      });
+    });
+  };
+  const relisten = () => {
+    if (!bound) return;
+    relistening = true;
+    const { port, address } = bound;
+    server.close();
+    server.listen(port, address);
+  };
+  if (periodMs > 0) {
+    const timer = setInterval(() => {
+      if (relistening) return relisten(); // the last attempt failed (logged as a listener error): again
+      if (!server.listening) {
+        if (bound) clearInterval(timer); // closed by its owner
+        return;
+      }
+      if (!acceptedSinceTick) probe();
+      acceptedSinceTick = false;
+    }, periodMs);
+    Deno.unrefTimer(timer);
+  }
+  return {
+    isProbe: (socket) => {
+      const done = probes.get(socket.remotePort ?? -1);
+      if (!done || !["127.0.0.1", "::1", bound?.address].includes(stripV4Mapped(socket.remoteAddress))) {
+        return false;
+      }
+      probes.delete(socket.remotePort!);
+      done();
+      socket.destroy();
+      return true;
+    },
+  };
 }
 
 export interface GuardedAcceptOptions {

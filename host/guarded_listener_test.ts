@@ -214,3 +214,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "accept watchdog: a node listener killed by EMFILE (descriptor flood) accepts again afterwards",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const fixture = new URL("../tests/fixtures/accept_watchdog_child.ts", import.meta.url).pathname;
+    // 128 descriptors: Deno itself needs ~25; the flood of 300 exhausts the rest.
+    const child = new Deno.Command("sh", {
+      args: ["-c", 'ulimit -n 128 && exec "$0" "$@"', Deno.execPath(), "run", "-A", fixture, "300"],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = child.stderr.pipeThrough(new TextDecoderStream());
+    let log = "";
+    const logging = (async () => {
+      for await (const chunk of stderr) log += chunk;
+    })();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      const port = Number((await reader.read()).value?.trim());
+      assert(port > 0);
+      const flood = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => connect(port, `127.0.0.${2 + (i % 8)}`)),
+      );
+      flood.forEach((c) => c.socket.destroy());
+      // Once the flood is gone the listener must serve again (the watchdog re-listens within a few periods).
+      let answer = "";
+      const deadline = Date.now() + 20_000;
+      while (!answer.includes("alive") && Date.now() < deadline) {
+        const probe = await connect(port, "127.0.0.1", REQUEST).catch(() => null);
+        if (probe) {
+          await within(probe.closed, 2_000, "answer").catch(() => probe.socket.destroy());
+          answer = probe.data();
+        }
+      }
+      assert(answer.includes("alive"), `no answer after the flood; child log:\n${log}`);
+      assert(log.includes("listener stopped accepting"), "the watchdog noticed the dead listener");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await child.status;
+      await reader.cancel();
+      await logging;
+    }
+  },
+});
