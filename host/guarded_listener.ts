@@ -138,7 +138,14 @@ export function guardNodeServer(server: http.Server, options: GuardedServerOptio
     log.warn("listener error", { listener: name, error: error.message });
   });
   server.on("tlsClientError", () => {/* handshake failures and timeouts: the socket is already gone */});
-  server.on("clientError", (_error: Error, socket: net.Socket) => socket.destroy());
+  // What node does without a listener (400, or 431 for an oversized head), minus any chance of a throw.
+  server.on("clientError", (error: Error & { code?: string }, socket: net.Socket) => {
+    if (!socket.writable || socket.destroyed) return socket.destroy();
+    const status = error.code === "HPE_HEADER_OVERFLOW"
+      ? "431 Request Header Fields Too Large"
+      : "400 Bad Request";
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+  });
   return guard;
 }
 

@@ -10,6 +10,13 @@ import type { Logger } from "../host/log.ts";
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 const BODYLESS_METHODS = new Set(["GET", "HEAD"]);
+/** A Host header is a DNS name or IP literal with an optional port — anything else could rewrite the URL path. */
+const HOST_HEADER = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/** The request cannot become a fetch `Request` (bad Host header, header value fetch refuses): a 400. */
+export class BadRequestError extends Error {
+  override name = "BadRequestError";
+}
 
 /** The request body as a web stream that reads from `req` only as fast as the handler consumes it. */
 function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
@@ -38,15 +45,17 @@ export function toFetchRequest(req: http.IncomingMessage, scheme: "http" | "http
     ? `[${socket.localAddress}]:${socket.localPort}`
     : `${socket.localAddress}:${socket.localPort}`;
   const path = req.url?.startsWith("/") ? req.url : "/";
+  const host = req.headers.host ?? fallbackHost;
+  if (!HOST_HEADER.test(host)) throw new BadRequestError("malformed Host header");
   let url: URL;
-  try {
-    url = new URL(`${scheme}://${req.headers.host ?? fallbackHost}${path}`);
-  } catch {
-    url = new URL(`${scheme}://${fallbackHost}${path}`);
-  }
   const headers = new Headers();
-  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-    headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+  try {
+    url = new URL(`${scheme}://${host}${path}`);
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+    }
+  } catch (error) {
+    throw new BadRequestError(`malformed request: ${(error as Error).message}`);
   }
   const method = req.method ?? "GET";
   const abort = new AbortController();
@@ -56,7 +65,7 @@ export function toFetchRequest(req: http.IncomingMessage, scheme: "http" | "http
     headers,
     body: BODYLESS_METHODS.has(method) ? undefined : bodyStream(req),
     signal: abort.signal,
-    // @ts-ignore: required by fetch for a streamed request body; not in every lib.d.ts
+    // @ts-ignore: `duplex` is required by fetch for a streamed request body but missing from RequestInit
     duplex: "half",
   });
 }
@@ -86,7 +95,10 @@ async function writeResponse(res: http.ServerResponse, response: Response, metho
   }
 }
 
-/** A node `'request'` listener that answers through `fetch`; a handler failure becomes a bare 500. */
+/**
+ * A node `'request'` listener that answers through `fetch`; a request fetch cannot represent is a 400 and a
+ * handler failure a 500, both in the API's `{"error": …}` envelope.
+ */
 export function fetchRequestListener(
   fetch: FetchHandler,
   scheme: "http" | "https",
@@ -99,8 +111,12 @@ export function fetchRequestListener(
       try {
         response = await fetch(toFetchRequest(req, scheme));
       } catch (error) {
-        log.error("management request failed", { error: (error as Error).message });
-        response = new Response(null, { status: 500 });
+        if (error instanceof BadRequestError) {
+          response = Response.json({ error: error.message }, { status: 400 });
+        } else {
+          log.error("management request failed", { error: (error as Error).message });
+          response = Response.json({ error: "internal error" }, { status: 500 });
+        }
       }
       await writeResponse(res, response, method);
     })().catch((error) => {
