@@ -140,7 +140,8 @@ export function guardNodeServer(server: http.Server, options: GuardedServerOptio
   server.on("tlsClientError", () => {/* handshake failures and timeouts: the socket is already gone */});
   // What node does without a listener (400, or 431 for an oversized head), minus any chance of a throw.
   server.on("clientError", (error: Error & { code?: string }, socket: net.Socket) => {
-    if (!socket.writable || socket.destroyed) return socket.destroy();
+    // Only an HTTP parse error gets an answer; anything else (e.g. the TLS handshake timeout) just closes.
+    if (!error.code?.startsWith("HPE_") || !socket.writable) return socket.destroy();
     const status = error.code === "HPE_HEADER_OVERFLOW"
       ? "431 Request Header Fields Too Large"
       : "400 Bad Request";
