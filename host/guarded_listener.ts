@@ -42,8 +42,9 @@ export interface GuardedServerOptions {
   name: string;
   defence: ListenerDefence;
   log: Logger;
-  /** Accept watchdog period (0 = off); see `watchAccepting`. */
+  /** Accept watchdog period (0 = off) and how long a probe may wait to be accepted; see `ACCEPT_WATCHDOG_MS`. */
   watchdogMs?: number;
+  probeTimeoutMs?: number;
 }
 
 /**
@@ -79,13 +80,13 @@ export function guardNodeServer(server: http.Server, options: GuardedServerOptio
     }, ms);
   };
 
-  const watchdog = watchAccepting(server, name, log, options.watchdogMs ?? ACCEPT_WATCHDOG_MS, () => {
+  const probeTimeoutMs = options.probeTimeoutMs ?? ACCEPT_PROBE_TIMEOUT_MS;
+  watchAccepting(server, name, log, options.watchdogMs ?? ACCEPT_WATCHDOG_MS, probeTimeoutMs, () => {
     guard.countAcceptError();
   });
   server.on("connection", (socket: net.Socket) => {
     // A reset from the peer must end this connection only, never surface as an unhandled error.
     socket.on("error", () => {});
-    if (watchdog.isProbe(socket)) return;
     const admission = guard.admit(stripV4Mapped(socket.remoteAddress), Date.now());
     if (!admission.admitted) {
       log.debug("connection refused", {
@@ -156,69 +157,59 @@ function watchAccepting(
   name: string,
   log: Logger,
   periodMs: number,
+  probeTimeoutMs: number,
   onDead: () => void,
-): { isProbe(socket: net.Socket): boolean } {
-  const probes = new Map<number, () => void>();
-  let acceptedSinceTick = false;
+): void {
+  let accepted = 0;
+  let acceptedAtLastTick = 0;
   let bound: AddressInfo | null = null;
   let relistening = false;
+  // The owner's close() ends the watchdog for good (it must never re-open a listener shut down meanwhile).
+  let closedByOwner = false;
+  const closeListener = server.close.bind(server);
+  server.close = ((callback?: (error?: Error) => void) => {
+    closedByOwner = true;
+    return closeListener(callback);
+  }) as typeof server.close;
   server.on("listening", () => {
     bound = server.address() as AddressInfo;
     relistening = false;
   });
-  server.on("connection", () => acceptedSinceTick = true);
+  server.on("connection", () => accepted++);
+  const relisten = () => {
+    if (!bound || closedByOwner) return;
+    relistening = true;
+    const { port, address } = bound;
+    closeListener();
+    server.listen(port, address);
+  };
+  // Counts accepts rather than matching the probe's socket: the server may see it before the probe's own
+  // 'connect' fires. The probe passes the guard like any loopback client and is closed right after.
   const probe = () => {
     if (!bound) return;
     const host = bound.address === "0.0.0.0" ? "127.0.0.1" : bound.address === "::" ? "::1" : bound.address;
+    const before = accepted;
+    let conclusive = true;
     const socket = net.connect({ host, port: bound.port });
-    socket.on("error", () => {/* cannot tell now (e.g. out of descriptors ourselves): next tick */});
-    socket.once("connect", () => {
-      const localPort = socket.localPort!;
-      const timer = setTimeout(() => {
-        probes.delete(localPort);
-        socket.destroy();
-        if (!server.listening || relistening) return;
-        onDead();
-        log.error("listener stopped accepting; listening again", { listener: name, port: bound?.port });
-        relisten();
-      }, ACCEPT_PROBE_TIMEOUT_MS);
-      probes.set(localPort, () => {
-        clearTimeout(timer);
-        socket.destroy();
-      });
-    });
-  };
-  const relisten = () => {
-    if (!bound) return;
-    relistening = true;
-    const { port, address } = bound;
-    server.close();
-    server.listen(port, address);
-  };
-  if (periodMs > 0) {
-    const timer = setInterval(() => {
-      if (relistening) return relisten(); // the last attempt failed (logged as a listener error): again
-      if (!server.listening) {
-        if (bound) clearInterval(timer); // closed by its owner
-        return;
-      }
-      if (!acceptedSinceTick) probe();
-      acceptedSinceTick = false;
-    }, periodMs);
-    Deno.unrefTimer(timer);
-  }
-  return {
-    isProbe: (socket) => {
-      const done = probes.get(socket.remotePort ?? -1);
-      if (!done || !["127.0.0.1", "::1", bound?.address].includes(stripV4Mapped(socket.remoteAddress))) {
-        return false;
-      }
-      probes.delete(socket.remotePort!);
-      done();
+    socket.on("error", () => conclusive = false); // e.g. out of descriptors ourselves: decide next time
+    setTimeout(() => {
       socket.destroy();
-      return true;
-    },
+      if (accepted !== before) return log.trace("accept probe answered", { listener: name });
+      if (!conclusive || closedByOwner || relistening || !server.listening) return;
+      onDead();
+      log.error("listener stopped accepting; listening again", { listener: name, port: bound?.port });
+      relisten();
+    }, probeTimeoutMs);
   };
+  if (periodMs <= 0) return;
+  const timer = setInterval(() => {
+    if (closedByOwner) return clearInterval(timer);
+    if (relistening) return relisten(); // the last attempt failed (logged as a listener error): again
+    if (!server.listening) return; // not yet listening
+    if (accepted === acceptedAtLastTick) probe();
+    acceptedAtLastTick = accepted;
+  }, periodMs);
+  Deno.unrefTimer(timer);
 }
 
 export interface GuardedAcceptOptions {

@@ -262,3 +262,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "accept watchdog: probes of a healthy idle listener never count it dead; its owner's close is final",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const lines: string[] = [];
+    const traced = new Logger("test", { level: "trace", format: "json", sink: (line) => lines.push(line) });
+    const server = http.createServer((_req, res) => res.end("ok"));
+    const guard = guardNodeServer(server, {
+      name: "idle",
+      defence: SHORT,
+      log: traced,
+      watchdogMs: 50,
+      probeTimeoutMs: 100,
+    });
+    const port = await listen(server);
+    await waitFor(() => lines.filter((line) => line.includes("accept probe answered")).length >= 3, 10_000);
+    assertEquals(guard.counters.accept_errors, 0, "no healthy listener was declared dead");
+    await closeServer(server);
+    assertEquals(server.listening, false);
+    const refused = await connect(port).then(() => false, () => true);
+    assert(refused, "closed by its owner, the listener stays closed");
+  },
+});
