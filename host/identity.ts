@@ -256,7 +256,11 @@ export function startTlsRotation(
       fingerprint: current.summary.fingerprint,
       not_after: current.summary.notAfter.toISOString(),
     });
-    options.onRotated(current);
+    try {
+      options.onRotated(current);
+    } catch (error) {
+      options.log?.error("serving the rotated TLS certificate failed", { error: (error as Error).message });
+    }
     return current;
   };
   const timer = setInterval(check, options.intervalMs ?? TLS_ROTATION_CHECK_MS);
