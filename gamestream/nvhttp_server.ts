@@ -12,6 +12,8 @@ import type { AddressInfo } from "node:net";
 import { isEndpointServed, parseQuery, QueryError, renderError, renderUnauthorized } from "./nvhttp_xml.ts";
 import type { QueryParams } from "./nvhttp_xml.ts";
 import type { Logger } from "../host/log.ts";
+import { defenceFromEnv, guardNodeServer } from "../host/guarded_listener.ts";
+import type { ConnectionCounters } from "../host/connection_guard.ts";
 
 export interface NvHttpRequest {
   https: boolean;
@@ -49,6 +51,8 @@ export interface NvHttpServerOptions {
 export interface NvHttpServers {
   httpPort: number;
   httpsPort: number;
+  /** Admission and timeout counters of the two listeners (refused, evicted, timed out …). */
+  connectionCounters(): { http: ConnectionCounters; https: ConnectionCounters };
   close(): Promise<void>;
 }
 
@@ -144,6 +148,8 @@ export async function startNvHttpServers(options: NvHttpServerOptions): Promise<
     res.end(reply.body);
   };
 
+  const httpDefence = defenceFromEnv("nvhttpHttp");
+  const httpsDefence = defenceFromEnv("nvhttpHttps");
   const httpServer = http.createServer(serve(false));
   const httpsServer = https.createServer({
     key: options.keyPem,
@@ -151,10 +157,17 @@ export async function startNvHttpServers(options: NvHttpServerOptions): Promise<
     requestCert: true,
     // Self-signed client certificates: the pinned-fingerprint gate above is the real check (§2.3).
     rejectUnauthorized: false,
+    handshakeTimeout: httpsDefence.timeouts.handshakeMs,
   }, serve(true));
-  // Phase 1 of pairing waits for the PIN for up to its ceremony TTL; no socket timeout may cut it.
+  // Caps and header/idle timeouts are ours (host/guarded_listener.ts): Deno's node:http ignores headersTimeout,
+  // and a socket inactivity timeout would cut pairing phase 1, which waits for the PIN with a request in flight.
   httpServer.requestTimeout = 0;
-  httpServer.headersTimeout = 30_000;
+  const httpGuard = guardNodeServer(httpServer, { name: "nvhttp-http", defence: httpDefence, log });
+  const httpsGuard = guardNodeServer(httpsServer as unknown as http.Server, {
+    name: "nvhttp-https",
+    defence: httpsDefence,
+    log,
+  });
   const httpPort = await listen(httpServer, options.httpPort, options.bind);
   let httpsPort: number;
   try {
@@ -166,6 +179,7 @@ export async function startNvHttpServers(options: NvHttpServerOptions): Promise<
   return {
     httpPort,
     httpsPort,
+    connectionCounters: () => ({ http: { ...httpGuard.counters }, https: { ...httpsGuard.counters } }),
     close: async () => {
       await Promise.all([close(httpServer), close(httpsServer as unknown as http.Server)]);
     },

@@ -8,6 +8,8 @@ import { normalizeAddress, RtspParseError, RtspRequestParser, serializeResponse 
 import type { RtspRequest, RtspSession, RtspSessionAction } from "./rtsp.ts";
 import { RtspEncryptionError, sealedFrameLength } from "./rtsp_encryption.ts";
 import type { Logger } from "../host/log.ts";
+import { defenceFromEnv, runGuardedAcceptLoop } from "../host/guarded_listener.ts";
+import type { ConnectionCounters } from "../host/connection_guard.ts";
 
 /** Moonlight waits 15 s for a reply; a client that has not sent a whole request in 10 s is gone. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -27,6 +29,8 @@ export interface RtspServer {
   port: number;
   /** Requests refused so far, by reason ("stranger", "stream_limits", "malformed", "authentication_failed" …). */
   refusals(): Record<string, number>;
+  /** Admission and timeout counters of the listener (refused, evicted, timed out, accept errors). */
+  connectionCounters(): ConnectionCounters;
   close(): void;
 }
 
@@ -150,18 +154,17 @@ export function startRtspServer(options: RtspServerOptions): RtspServer {
       options.log.warn("rtsp request refused", { reason, remote: peer, detail, count });
     }
   };
-  (async () => {
-    try {
-      for await (const conn of listener) void serveConnection(conn, options, refuse);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) {
-        options.log.error("rtsp listener failed", { error: (error as Error).message });
-      }
-    }
-  })();
+  // Caps, a whole-connection deadline and accept errors that never end the loop (host/guarded_listener.ts).
+  const guard = runGuardedAcceptLoop(listener, {
+    name: "rtsp",
+    defence: defenceFromEnv("rtsp"),
+    log: options.log,
+    serve: (conn) => serveConnection(conn, options, refuse),
+  });
   return {
     port: (listener.addr as Deno.NetAddr).port,
     refusals: () => Object.fromEntries(refusals),
+    connectionCounters: () => ({ ...guard.counters }),
     close: () => {
       try {
         listener.close();

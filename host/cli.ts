@@ -7,6 +7,7 @@ import { parseLogLevel, rootLogger } from "./log.ts";
 import type { LogFormat } from "./log.ts";
 import { EXPECTED_ABI_VERSION, NativeCore } from "./native_abi.ts";
 import { loadServeConfig, startHost } from "./serve.ts";
+import { installProcessGuard } from "./process_guard.ts";
 import { formatSelftest, runSelftest } from "./selftest.ts";
 import { gitCommit, VERSION } from "./version.ts";
 import { createMgmtApp, serializeOpenApi } from "../mgmt/mod.ts";
@@ -194,6 +195,8 @@ async function serveCommand(args: string[]): Promise<number> {
         "with --mgmt-token-file, <config dir>/mgmt-token or the PUNKTFUNK_MGMT_TOKEN environment variable",
     );
   }
+  // From here on, a failure no handler caught is logged and counted, never the end of the host.
+  installProcessGuard(log.child("process"));
   const host = await startHost(config, log);
   host.lifecycle.installSignalHandlers();
   // Runs until a signal: the handlers shut down and exit.

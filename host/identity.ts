@@ -212,15 +212,83 @@ export function loadOrCreateIdentity(
 
   const tlsCert = `${dir}/host-cert.pem`;
   const tlsKey = `${dir}/host-key.pem`;
-  let tls = loadCertificatePair(tlsCert, tlsKey, log);
-  const daysLeft = tls ? (tls.summary.notAfter.getTime() - now.getTime()) / DAY_MS : 0;
-  if (!tls || daysLeft < TLS_ROTATE_BELOW_DAYS) {
-    const rotated = tls !== undefined;
-    tls = createCertificatePair(tlsCert, tlsKey, "p256", "punktfunk host", TLS_CERT_DAYS, now, hostname);
-    log?.info(rotated ? "rotated TLS certificate" : "created TLS certificate", {
+  const loaded = loadCertificatePair(tlsCert, tlsKey, log);
+  const tls = loaded && !tlsRotationDue(loaded.summary, now)
+    ? loaded
+    : createTlsCertificate(dir, now, hostname);
+  if (tls !== loaded) {
+    log?.info(loaded ? "rotated TLS certificate" : "created TLS certificate", {
       fingerprint: tls.summary.fingerprint,
       not_after: tls.summary.notAfter.toISOString(),
     });
   }
   return { uniqueId, gamestream, tls };
+}
+
+/** True once fewer than `TLS_ROTATE_BELOW_DAYS` of the certificate's validity remain at `now`. */
+export function tlsRotationDue(summary: CertificateSummary, now: Date): boolean {
+  return (summary.notAfter.getTime() - now.getTime()) / DAY_MS < TLS_ROTATE_BELOW_DAYS;
+}
+
+function createTlsCertificate(dir: string, now: Date, hostname: string): CertificateFiles {
+  return createCertificatePair(
+    `${dir}/host-cert.pem`,
+    `${dir}/host-key.pem`,
+    "p256",
+    "punktfunk host",
+    TLS_CERT_DAYS,
+    now,
+    hostname,
+  );
+}
+
+/**
+ * How often a running host checks its TLS certificate: rotation starts 3 days before expiry, so an hourly
+ * check rotates with almost all of that margin left, at the cost of one date comparison per hour.
+ */
+export const TLS_ROTATION_CHECK_MS = 3_600_000;
+
+export interface TlsRotationOptions {
+  dir: string;
+  current: CertificateFiles;
+  /** Called with the new certificate after it is on disk; the servers start handing it out. */
+  onRotated(tls: CertificateFiles): void;
+  now?: () => Date;
+  hostname?: string;
+  intervalMs?: number;
+  log?: Logger;
+}
+
+/**
+ * Rotates the TLS certificate while the host runs (it used to rotate only at start-up, so a host running for
+ * two weeks served an expired certificate). A failed rotation is logged and retried at the next check.
+ */
+export function startTlsRotation(
+  options: TlsRotationOptions,
+): { check(): CertificateFiles | null; stop(): void } {
+  let current = options.current;
+  const check = (): CertificateFiles | null => {
+    const now = options.now?.() ?? new Date();
+    if (!tlsRotationDue(current.summary, now)) return null;
+    try {
+      current = createTlsCertificate(options.dir, now, options.hostname ?? Deno.hostname());
+    } catch (error) {
+      options.log?.error("TLS certificate rotation failed; retrying at the next check", {
+        error: (error as Error).message,
+      });
+      return null;
+    }
+    options.log?.info("rotated TLS certificate", {
+      fingerprint: current.summary.fingerprint,
+      not_after: current.summary.notAfter.toISOString(),
+    });
+    try {
+      options.onRotated(current);
+    } catch (error) {
+      options.log?.error("serving the rotated TLS certificate failed", { error: (error as Error).message });
+    }
+    return current;
+  };
+  const timer = setInterval(check, options.intervalMs ?? TLS_ROTATION_CHECK_MS);
+  return { check, stop: () => clearInterval(timer) };
 }

@@ -4,7 +4,7 @@
  */
 import { parseFileConfig, resolveConfigDir, resolveServeConfig } from "./config.ts";
 import type { Env, FileConfig, ServeConfig, ServeFlags } from "./config.ts";
-import { ensureConfigDir, loadOrCreateIdentity, writeSecretFile } from "./identity.ts";
+import { ensureConfigDir, loadOrCreateIdentity, startTlsRotation, writeSecretFile } from "./identity.ts";
 import type { HostIdentity } from "./identity.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./log.ts";
@@ -229,6 +229,17 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
     });
     mgmtPort = server.port;
     lifecycle.onShutdown("management API", () => server.shutdown());
+    // The 14-day certificate rotates while running; new HTTPS connections get the new one at once.
+    const tlsRotation = startTlsRotation({
+      dir: config.configDir,
+      current: identity.tls,
+      log: log.child("identity"),
+      onRotated: (tls) => {
+        identity.tls = tls;
+        server.setTls({ certPem: tls.certPem, keyPem: tls.keyPem });
+      },
+    });
+    lifecycle.onShutdown("TLS rotation", () => tlsRotation.stop());
     // Lets local tools find the API (the original writes the same file).
     writeSecretFile(`${config.configDir}/mgmt-endpoint`, `PUNKTFUNK_MGMT_URL=${server.url}\n`);
     log.info("punktfunk host ready", {

@@ -1,0 +1,127 @@
+/**
+ * Serves a fetch handler (`(Request) => Response`, e.g. Hono's `app.fetch`) from a node:http / node:https server.
+ * The management API runs on node:http rather than `Deno.serve` because only node's server exposes each
+ * connection (the `'connection'` event), which the connection caps and timeouts need (docs/architecture.md,
+ * "Listener defences").
+ */
+import type http from "node:http";
+import type { Logger } from "../host/log.ts";
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+const BODYLESS_METHODS = new Set(["GET", "HEAD"]);
+/** A Host header is a DNS name or IP literal with an optional port — anything else could rewrite the URL path. */
+const HOST_HEADER = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/** The request cannot become a fetch `Request` (bad Host header, header value fetch refuses): a 400. */
+export class BadRequestError extends Error {
+  override name = "BadRequestError";
+}
+
+/** The request body as a web stream that reads from `req` only as fast as the handler consumes it. */
+function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      req.on("data", (chunk: Uint8Array) => {
+        controller.enqueue(new Uint8Array(chunk));
+        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+      });
+      req.once("end", () => controller.close());
+      req.once("error", (error) => controller.error(error));
+      req.once("aborted", () => controller.error(new Error("client aborted the request")));
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      req.destroy();
+    },
+  }, { highWaterMark: 4 });
+}
+
+export function toFetchRequest(req: http.IncomingMessage, scheme: "http" | "https"): Request {
+  const socket = req.socket;
+  const fallbackHost = socket.localAddress?.includes(":")
+    ? `[${socket.localAddress}]:${socket.localPort}`
+    : `${socket.localAddress}:${socket.localPort}`;
+  const path = req.url?.startsWith("/") ? req.url : "/";
+  const host = req.headers.host ?? fallbackHost;
+  if (!HOST_HEADER.test(host)) throw new BadRequestError("malformed Host header");
+  let url: URL;
+  const headers = new Headers();
+  try {
+    url = new URL(`${scheme}://${host}${path}`);
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+    }
+  } catch (error) {
+    throw new BadRequestError(`malformed request: ${(error as Error).message}`);
+  }
+  const method = req.method ?? "GET";
+  const abort = new AbortController();
+  req.socket.once("close", () => abort.abort());
+  return new Request(url, {
+    method,
+    headers,
+    body: BODYLESS_METHODS.has(method) ? undefined : bodyStream(req),
+    signal: abort.signal,
+    // @ts-ignore: `duplex` is required by fetch for a streamed request body but missing from RequestInit
+    duplex: "half",
+  });
+}
+
+async function writeResponse(res: http.ServerResponse, response: Response, method: string): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value;
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) headers["set-cookie"] = cookies;
+  res.writeHead(response.status, response.statusText, headers);
+  if (!response.body || method === "HEAD") {
+    await response.body?.cancel();
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (res.destroyed) return;
+      if (!res.write(value)) await new Promise((resolve) => res.once("drain", resolve));
+    }
+    res.end();
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * A node `'request'` listener that answers through `fetch`; a request fetch cannot represent is a 400 and a
+ * handler failure a 500, both in the API's `{"error": …}` envelope.
+ */
+export function fetchRequestListener(
+  fetch: FetchHandler,
+  scheme: "http" | "https",
+  log: Logger,
+): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  return (req, res) => {
+    (async () => {
+      const method = req.method ?? "GET";
+      let response: Response;
+      try {
+        response = await fetch(toFetchRequest(req, scheme));
+      } catch (error) {
+        if (error instanceof BadRequestError) {
+          response = Response.json({ error: error.message }, { status: 400 });
+        } else {
+          log.error("management request failed", { error: (error as Error).message });
+          response = Response.json({ error: "internal error" }, { status: 500 });
+        }
+      }
+      await writeResponse(res, response, method);
+    })().catch((error) => {
+      log.debug("management response aborted", { error: (error as Error).message });
+      res.destroy();
+    });
+  };
+}
