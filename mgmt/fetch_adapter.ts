@@ -20,9 +20,11 @@ export class BadRequestError extends Error {
 
 /** The request body as a web stream that reads from `req` only as fast as the handler consumes it. */
 function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+  let cancelled = false;
   return new ReadableStream<Uint8Array>({
     start(controller) {
       req.on("data", (chunk: Uint8Array) => {
+        if (cancelled) return;
         controller.enqueue(new Uint8Array(chunk));
         if ((controller.desiredSize ?? 0) <= 0) req.pause();
       });
@@ -34,7 +36,10 @@ function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
       req.resume();
     },
     cancel() {
-      req.destroy();
+      // The handler gave up on the body (e.g. over the size limit): stop taking it, but keep the socket so
+      // the answer reaches the client; the listener drains and closes after answering (lingerThenClose).
+      cancelled = true;
+      req.pause();
     },
   }, { highWaterMark: 4 });
 }
@@ -70,11 +75,43 @@ export function toFetchRequest(req: http.IncomingMessage, scheme: "http" | "http
   });
 }
 
+/**
+ * How long the rest of a refused body is read and thrown away before the connection is destroyed. Closing
+ * with unread bytes in the kernel's receive buffer sends a reset, and a reset makes the client's kernel drop
+ * the answer it has not read yet, so the client would never see its 413; 2 s lets a client that stops
+ * sending on the answer read it, while nothing is kept (the bytes are discarded as they arrive).
+ */
+const LINGER_MS = 2_000;
+
+function lingerThenClose(req: http.IncomingMessage): void {
+  const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  req.on("data", () => {/* discarded */});
+  req.once("end", () => {
+    clearTimeout(timer);
+    req.socket.destroy();
+  });
+  req.once("close", () => clearTimeout(timer));
+  req.resume();
+}
+
+function isStream(response: Response): boolean {
+  return (response.headers.get("content-type") ?? "").startsWith("text/event-stream");
+}
+
 async function writeResponse(res: http.ServerResponse, response: Response, method: string): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value;
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers["set-cookie"] = cookies;
+  if (response.body && method !== "HEAD" && !isStream(response)) {
+    // API answers are small JSON documents: send them whole with a Content-Length (as Deno.serve did), so
+    // simple clients need no chunked decoding; only event streams go out chunked.
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    headers["content-length"] = String(bytes.byteLength);
+    res.writeHead(response.status, response.statusText, headers);
+    res.end(bytes);
+    return;
+  }
   res.writeHead(response.status, response.statusText, headers);
   if (!response.body || method === "HEAD") {
     await response.body?.cancel();
@@ -118,7 +155,11 @@ export function fetchRequestListener(
           response = Response.json({ error: "internal error" }, { status: 500 });
         }
       }
+      // Answered before the body was read (413): close afterwards, but drain first (see lingerThenClose).
+      const unread = !req.complete;
+      if (unread) res.setHeader("connection", "close");
       await writeResponse(res, response, method);
+      if (unread) lingerThenClose(req);
     })().catch((error) => {
       log.debug("management response aborted", { error: (error as Error).message });
       res.destroy();

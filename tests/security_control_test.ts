@@ -156,8 +156,8 @@ Deno.test({
 
       await t.step("a replayed input and a forged message change nothing; the session goes on", async () => {
         const control = client.control!;
-        const keyLines = (code: number) =>
-          logLines(host.stderr(), "input event recorded", `"keyCode":${code}`, '"down":true').length;
+        // Input is logged as kind and counts, never key codes (no keystrokes in logs): one line per injected key.
+        const keyEvents = () => logLines(host.stderr(), "input event recorded", '"kind":"key"').length;
         const captured = control.sendInput({
           kind: "key",
           down: true,
@@ -165,7 +165,7 @@ Deno.test({
           modifiers: 0,
           flags: 0,
         })!;
-        await waitUntil("the genuine key press", () => keyLines(0x42) === 1);
+        await waitUntil("the genuine key press", () => keyEvents() === 1);
         // Replays: the same datagrams from the owner's socket, from a stranger's, and the envelope in a fresh
         // ENet command (only the envelope's own sequence number can catch that one).
         for (const d of captured.datagrams) {
@@ -178,8 +178,8 @@ Deno.test({
         control.sendSealed(forged, 2);
         // A fresh key press on the same channel is delivered after all of the above.
         control.sendInput({ kind: "key", down: true, keyCode: 0x43, modifiers: 0, flags: 0 });
-        await waitUntil("the next genuine key press", () => keyLines(0x43) === 1);
-        assertEquals(keyLines(0x42), 1, "the replayed key press was not injected again");
+        await waitUntil("the next genuine key press", () => keyEvents() >= 2);
+        assertEquals(keyEvents(), 2, "the replayed key press was not injected again");
         assert(logLines(host.stderr(), "control message dropped", '"reason":"replayed"').length >= 1);
         assert(logLines(host.stderr(), "control message dropped", '"reason":"tag"').length >= 1);
         const frames = stat(client.video, "frames_decoded");
