@@ -1,6 +1,6 @@
 /**
  * The app catalogue a GameStream host offers in `/applist` and accepts in `/launch?appid=`
- * (gamestream.md §2.5, §4.1).
+ * (docs/gamestream-protocol.md §2.5, §4.1).
  *
  * Clients store app IDs as a signed 32-bit `int` and `appid=0` / `currentgame=0` mean "no app", so every
  * ID is a positive 31-bit integer. Sunshine derives its IDs from a CRC32 of the app's name; the doc fixes no

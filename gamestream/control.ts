@@ -1,8 +1,8 @@
 /**
- * Control-stream messages inside ENet packets (gamestream.md §6.2–6.5), Sunshine mode (appversion 7.1.431):
- * every message is a V2 message (`LE16 type ‖ LE16 length ‖ payload`) sealed in the 0x0001 envelope
- * (`LE16 0x0001 ‖ LE16 length ‖ LE32 seq ‖ tag(16) ‖ ciphertext`) with AES-128-GCM under the rikey and the
- * SS_ENC_CONTROL_V2 nonce `LE32(seq) ‖ 00×6 ‖ dir ‖ 'C'`. Pure: no sockets, no clocks.
+ * Control-stream messages inside ENet packets (docs/gamestream-protocol.md §6.2–6.5), Sunshine mode
+ * (appversion 7.1.431): every message is a V2 message (`LE16 type ‖ LE16 length ‖ payload`) sealed in the
+ * 0x0001 envelope (`LE16 0x0001 ‖ LE16 length ‖ LE32 seq ‖ tag(16) ‖ ciphertext`) with AES-128-GCM under the
+ * rikey and the SS_ENC_CONTROL_V2 nonce `LE32(seq) ‖ 00×6 ‖ dir ‖ 'C'`. Pure: no sockets, no clocks.
  */
 import { Buffer } from "node:buffer";
 import { createCipheriv, createDecipheriv } from "node:crypto";

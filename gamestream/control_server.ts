@@ -14,6 +14,8 @@
  *
  * `ControlEndpoint` is the socket-free core (datagrams and `nowMs` in, datagrams out through `send`);
  * `startControlServer` puts a UDP socket and a service timer around it.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import { ENET_MAXIMUM_PEER_ID, EnetHostPeer, parseConnectRequest } from "./enet.ts";
 import type { EnetOutput } from "./enet.ts";

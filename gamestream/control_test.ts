@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/gamestream-protocol.md.
 import fc from "fast-check";
 import { Buffer } from "node:buffer";
 import { createCipheriv } from "node:crypto";

@@ -1,6 +1,6 @@
 /**
- * ENet 1.3 wire protocol for the GameStream control stream (gamestream.md §6.1, §14): a codec for datagrams and a
- * pure host-side peer state machine.
+ * ENet 1.3 wire protocol for the GameStream control stream (docs/gamestream-protocol.md §6.1, §14): a codec
+ * for datagrams and a pure host-side peer state machine.
  *
  * Why our own ENet in TypeScript rather than Debian's libenet: the control stream carries at most a few hundred small
  * messages per second (input, pings), so the JS cost is irrelevant; a pure state machine with the clock passed in

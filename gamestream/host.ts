@@ -6,6 +6,8 @@
  * starts native video (bound by the owner's ping, RTP + RS FEC, optional AES-GCM) and audio; the control stream
  * binds by ENet connect data from the owner's IP and carries IDR requests and input; /cancel, the management API, unpairing the client, a control timeout or
  * disconnect stop it, sending Moonlight the termination message first.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import { randomBytes } from "node:crypto";
 import { X509Certificate } from "node:crypto";

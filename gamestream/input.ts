@@ -1,8 +1,9 @@
 /**
- * Moonlight input packets (payload of control type 0x0206, gamestream.md §6.6) ⇄ one `InputEvent` union.
- * Every packet starts with `BE32 size` (bytes after this field) and `LE32 magic`; only the Gen ≥ 5 magics that
- * Sunshine accepts are understood. Multi-byte fields are little-endian unless the table says BE; floats are LE.
- * Pure: the decoder never trusts a length it has not checked and throws only `InputDecodeError`.
+ * Moonlight input packets (payload of control type 0x0206, docs/gamestream-protocol.md §6.6) ⇄ one
+ * `InputEvent` union. Every packet starts with `BE32 size` (bytes after this field) and `LE32 magic`; only
+ * the Gen ≥ 5 magics that Sunshine accepts are understood. Multi-byte fields are little-endian unless the
+ * table says BE; floats are LE. Pure: the decoder never trusts a length it has not checked and throws only
+ * `InputDecodeError`.
  */
 
 export const INPUT_MAGIC = {

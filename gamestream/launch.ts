@@ -1,7 +1,7 @@
 /**
- * `/launch` and `/resume` (gamestream.md §4): strict parsing of the query into a `LaunchRequest`, the
- * session key material derived from `rikey`/`rikeyid`, and the reply documents. Starting apps and raising the
- * RTSP session belong to the caller.
+ * `/launch` and `/resume` (docs/gamestream-protocol.md §4): strict parsing of the query into a
+ * `LaunchRequest`, the session key material derived from `rikey`/`rikeyid`, and the reply documents. Starting
+ * apps and raising the RTSP session belong to the caller.
  */
 import { parseQuery, QueryError, type QueryParams, renderError, renderOk, xmlEscape } from "./nvhttp_xml.ts";
 import { MAX_APP_ID } from "./apps.ts";

@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/gamestream-protocol.md.
 import fc from "fast-check";
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import {
@@ -20,7 +21,9 @@ const RIKEY_HEX = "00112233445566778899AABBCCDDEEFF";
 /** 0xCAFEBABE read as a signed 32-bit integer: 3405691582 − 2^32. */
 const RIKEYID = -889275714;
 
-/** What MQT + MLC send for a 1080p60 HDR launch of app 1 (gamestream.md §4.1), in their order. */
+/**
+ * What MQT + MLC send for a 1080p60 HDR launch of app 1 (docs/gamestream-protocol.md §4.1), in their order.
+ */
 const MOONLIGHT_LAUNCH_QUERY = "/launch?uniqueid=0123456789ABCDEF&uuid=3f8b2a6c1e5d4f7a9b0c2d4e6f8a0b1c" +
   "&appid=1&mode=1920x1080x60&additionalStates=1&sops=0" +
   `&rikey=${RIKEY_HEX}&rikeyid=${RIKEYID}` +

@@ -5,6 +5,8 @@
  *
  * The gate is stricter than Sunshine's where it matters: over HTTPS, a request whose certificate is not
  * pinned (or that has none) gets the 401 document on every path, before any handler runs.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import http from "node:http";
 import https from "node:https";

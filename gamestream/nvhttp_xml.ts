@@ -1,7 +1,7 @@
 /**
- * Pure pieces of the GameStream nvhttp control plane (gamestream.md §2) and its mDNS advertisement
- * (§1.1): query-string parsing with limits, and the XML documents for `/serverinfo`, `/applist`, `/cancel`,
- * `/unpair` and errors. Routing, TLS and sockets belong to the caller.
+ * Pure pieces of the GameStream nvhttp control plane (docs/gamestream-protocol.md §2) and its mDNS
+ * advertisement (§1.1): query-string parsing with limits, and the XML documents for `/serverinfo`,
+ * `/applist`, `/cancel`, `/unpair` and errors. Routing, TLS and sockets belong to the caller.
  */
 import type { GameStreamApp } from "./apps.ts";
 

@@ -1,7 +1,7 @@
 /**
- * GameStream RTSP handshake on the host side (gamestream.md §5): an incremental request parser, the response
- * serializer and a pure per-launch state machine. Sockets, the one-request-per-connection close and encrypted RTSP
- * (§5.3) belong to the caller.
+ * GameStream RTSP handshake on the host side (docs/gamestream-protocol.md §5): an incremental request parser,
+ * the response serializer and a pure per-launch state machine. Sockets, the one-request-per-connection close
+ * and encrypted RTSP (§5.3) belong to the caller.
  */
 import { RtspHostCipher } from "./rtsp_encryption.ts";
 import {

@@ -1,6 +1,6 @@
 /**
- * Encrypted RTSP (`rtspenc://`, gamestream.md §5.3): every request and every reply on the RTSP TCP connection is
- * one sealed frame
+ * Encrypted RTSP (`rtspenc://`, docs/gamestream-protocol.md §5.3): every request and every reply on the RTSP
+ * TCP connection is one sealed frame
  *
  *   BE32(0x8000_0000 | L) ‖ BE32(seq) ‖ 16-byte AES-GCM tag ‖ L bytes of AES-128-GCM ciphertext
  *

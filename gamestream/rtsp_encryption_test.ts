@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/gamestream-protocol.md.
 import fc from "fast-check";
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import {

@@ -3,6 +3,8 @@
  * Connections are accepted only while a launch is waiting for its handshake; otherwise they are closed at
  * once, as Sunshine does. The protocol itself is the pure `RtspSession` in rtsp.ts; a launch with `corever` ≥ 1
  * speaks it sealed (rtsp_encryption.ts), one sealed frame each way per connection.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import { normalizeAddress, RtspParseError, RtspRequestParser, serializeResponse } from "./rtsp.ts";
 import type { RtspRequest, RtspSession, RtspSessionAction } from "./rtsp.ts";

@@ -1,5 +1,6 @@
 /**
- * Strict parser for the SDP body a Moonlight client sends with RTSP ANNOUNCE (gamestream.md §5.7).
+ * Strict parser for the SDP body a Moonlight client sends with RTSP ANNOUNCE (docs/gamestream-protocol.md
+ * §5.7).
  *
  * Only `a=<name>:<value>` lines are interpreted; every other well-formed SDP line (`v=`, `o=`, `t=`, `m=` …) and every
  * unknown attribute is skipped, because Moonlight sends many attributes a host does not need.

@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/gamestream-protocol.md.
 import fc from "fast-check";
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import {
@@ -11,7 +12,9 @@ import {
   type StreamParameters,
 } from "./sdp.ts";
 
-/** The 1080p60 H.264 stereo example body of gamestream.md §5.7, attributes in MLC's send order. */
+/**
+ * The 1080p60 H.264 stereo example body of docs/gamestream-protocol.md §5.7, attributes in MLC's send order.
+ */
 const EXAMPLE_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = [
   ["x-ml-general.featureFlags", "3"],
   ["x-ss-general.encryptionEnabled", "5"],

@@ -1,6 +1,8 @@
 /**
  * Where state lives and how `serve` settings resolve: CLI flag > environment (`PUNKTFUNK_*`) >
  * config file (`<config dir>/config.json`) > default. Pure: callers pass env and file contents.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import { parseLogLevel } from "./log.ts";
 import type { LogLevel } from "./log.ts";

@@ -3,6 +3,8 @@
  * record pointing at the HTTP port, one empty TXT string, and A records for the LAN addresses. Moonlight
  * browses for it to list the host without typing an address. Best effort: a host without multicast keeps
  * running (Moonlight can still add it by address).
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import makeMdns from "multicast-dns";
 import { MDNS_SERVICE_TYPE, mdnsInstanceName } from "../gamestream/nvhttp_xml.ts";

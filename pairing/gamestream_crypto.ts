@@ -1,7 +1,7 @@
 /**
- * Primitives of the GameStream pairing ceremony (gamestream.md §3.1): the PIN key, AES-128-ECB without
- * padding, RSA PKCS#1 v1.5 with SHA-256, a certificate's raw signature bytes, and hex. Shared by the host
- * ceremony and our test client.
+ * Primitives of the GameStream pairing ceremony (docs/gamestream-protocol.md §3.1): the PIN key, AES-128-ECB
+ * without padding, RSA PKCS#1 v1.5 with SHA-256, a certificate's raw signature bytes, and hex. Shared by the
+ * host ceremony and our test client.
  */
 import {
   createCipheriv,

@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/gamestream-protocol.md.
 import { verify, X509Certificate } from "node:crypto";
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import { createSelfSignedCertificate, derTlv } from "../host/x509.ts";

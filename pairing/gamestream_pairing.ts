@@ -1,8 +1,8 @@
 /**
- * The host side of GameStream pairing (gamestream.md §3.2–3.3): one ceremony per client `uniqueid`, phases
- * strictly in order, phase 1 held until the user submits the PIN (through the management API). Pure apart
- * from the injected clock and randomness; every reply is a complete nvhttp XML document and `handle()`
- * never throws.
+ * The host side of GameStream pairing (docs/gamestream-protocol.md §3.2–3.3): one ceremony per client
+ * `uniqueid`, phases strictly in order, phase 1 held until the user submits the PIN (through the management
+ * API). Pure apart from the injected clock and randomness; every reply is a complete nvhttp XML document and
+ * `handle()` never throws.
  *
  * Ceremonies are capped (in total and per source address) and expire, so a LAN peer can neither park
  * unlimited requests nor keep the PIN prompt occupied. Against a stranger on the LAN (docs/architecture.md,

@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/gamestream-protocol.md.
 import fc from "fast-check";
 import { assert, assertEquals, assertMatch, assertThrows } from "../tests/assert.ts";
 import { createSelfSignedCertificate } from "../host/x509.ts";

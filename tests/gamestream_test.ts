@@ -3,6 +3,8 @@
  * pairing with the PIN from the management API, refusal of unpaired certificates, applist, launch at
  * 1280×720@60 H.264, RTSP, encrypted control stream, decoded video and audio, input reaching the recording
  * backend, IDR on request, 5 % video loss, and unpairing ending the stream.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import { assert, assertEquals } from "./assert.ts";
 import {

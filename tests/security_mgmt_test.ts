@@ -2,6 +2,8 @@
  * Issue 15 against the real host's management API: DNS rebinding (a foreign Host), cross-origin
  * state changes, a 100 MB body (declared and chunked), file modes of the state database, and the
  * warning for a token on the command line. Raw sockets, because fetch() sets Host itself.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { freePort, runCli, spawnHost, waitForHttp } from "./host_process.ts";

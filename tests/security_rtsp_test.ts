@@ -4,6 +4,8 @@
  * port. The stranger must get no session secret (X-SS-Ping-Payload, X-SS-Connect-Data), must not be able to
  * announce first, play or tear down, and the real client keeps decoding throughout; over rtspenc:// a party
  * without the launch's key gets nothing, even from the owner's address.
+ *
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
  */
 import { assert, assertEquals } from "./assert.ts";
 import {

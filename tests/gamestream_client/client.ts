@@ -1,6 +1,6 @@
 /**
  * A Moonlight-like GameStream client for integration tests, written from the protocol facts
- * (../shared/docs/gamestream.md §11): pairing over HTTP + HTTPS with a pinned server certificate, applist,
+ * (docs/gamestream-protocol.md §11): pairing over HTTP + HTTPS with a pinned server certificate, applist,
  * launch, the RTSP handshake, the encrypted ENet control stream, input, and the native receivers
  * (ping, depacketize, FEC, decrypt, decode) for video and audio.
  */

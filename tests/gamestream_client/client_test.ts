@@ -1,4 +1,7 @@
-/** The test client's reading of DESCRIBE's Opus layouts, as Moonlight reads them (§8.5). */
+/**
+ * The test client's reading of DESCRIBE's Opus layouts, as Moonlight reads them (§8.5).
+ * Section numbers (§) refer to docs/gamestream-protocol.md.
+ */
 import fc from "fast-check";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { openRtspReply, opusLayoutFromDescribe, sealRtspRequest } from "./client.ts";

@@ -1,8 +1,9 @@
 /**
- * The client end of an ENet 1.3 connection as Moonlight's control stream uses it (gamestream.md §6.1): CONNECT
- * with 48 channels, MTU 900 and the connect data; VERIFY_CONNECT; reliable messages per channel in order,
- * fragmented above the MTU, retransmitted with back-off until acknowledged; acknowledgements, in-order delivery
- * and reassembly of what the host sends; unreliable and unsequenced data; pings; disconnect and timeout.
+ * The client end of an ENet 1.3 connection as Moonlight's control stream uses it (docs/gamestream-protocol.md
+ * §6.1): CONNECT with 48 channels, MTU 900 and the connect data; VERIFY_CONNECT; reliable messages per
+ * channel in order, fragmented above the MTU, retransmitted with back-off until acknowledged;
+ * acknowledgements, in-order delivery and reassembly of what the host sends; unreliable and unsequenced data;
+ * pings; disconnect and timeout.
  *
  * Pure, like `EnetHostPeer`: the caller owns the socket and the clock, feeds datagrams to `receive`, calls `tick`
  * every few milliseconds, and sends the datagrams every call returns. The wire codec is gamestream/enet.ts.

@@ -1,8 +1,8 @@
 /**
- * The Moonlight side of GameStream pairing (gamestream.md §3.2), phases 1–4 over a caller-supplied HTTP GET,
- * written from the protocol description. Like MQT it uses SHA-256 (Gen 7 hosts only), aborts at the end of
- * phase 3 when the PIN or the server's signature is wrong, and calls `/unpair` after any failure. Phase 5 needs
- * mutual TLS, so the caller sends `phase5Query()` over HTTPS itself.
+ * The Moonlight side of GameStream pairing (docs/gamestream-protocol.md §3.2), phases 1–4 over a
+ * caller-supplied HTTP GET, written from the protocol description. Like MQT it uses SHA-256 (Gen 7 hosts
+ * only), aborts at the end of phase 3 when the PIN or the server's signature is wrong, and calls `/unpair`
+ * after any failure. Phase 5 needs mutual TLS, so the caller sends `phase5Query()` over HTTPS itself.
  */
 import { X509Certificate } from "node:crypto";
 import { createSelfSignedCertificate } from "../../host/x509.ts";

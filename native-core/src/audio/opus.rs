@@ -16,7 +16,7 @@
 //! * Frame durations 5, 10 and 20 ms only (see [`FrameDuration`]).
 //!
 //! The stream layouts and bitrates are the ones Sunshine advertises (see
-//! `shared/docs/gamestream.md` §8.5): encoder input order FL FR C LFE BL BR
+//! `docs/gamestream-protocol.md` §8.5): encoder input order FL FR C LFE BL BR
 //! SL SR with the identity mapping.
 //!
 //! The variadic `opus_*_ctl` calls go through the non-variadic wrappers in
@@ -372,7 +372,7 @@ impl OpusStreamConfig {
     /// `d0 d1 d2 d4 … d(n−1) d3`; high quality is used unreordered. (For 5.1
     /// this equals Sunshine's string `642012453`; for 7.1 Sunshine advertises
     /// `85301245367`, which Moonlight turns into `0 1 2 7 4 5 3 6` — see the
-    /// open question in gamestream.md §13 — whereas this yields the identity.)
+    /// open question in docs/gamestream-protocol.md §13 — whereas this yields the identity.)
     pub fn surround_params(&self, quality: AudioQuality) -> String {
         let mapping = self.mapping();
         let mut advertised: Vec<u8> = mapping.to_vec();
@@ -435,7 +435,7 @@ impl OpusStreamConfig {
     }
 }
 
-/// Bitrate Sunshine uses for each GameStream configuration (gamestream.md
+/// Bitrate Sunshine uses for each GameStream configuration (docs/gamestream-protocol.md
 /// §8.5), in bit/s.
 pub const fn gamestream_bitrate_bps(layout: ChannelLayout, quality: AudioQuality) -> u32 {
     match (layout, quality) {

@@ -1,5 +1,5 @@
 //! GameStream (Moonlight-compatible) audio packets, host side and test-client
-//! side (protocol reference: `docs/gamestream.md` §8.2–§8.4).
+//! side (protocol reference: `docs/gamestream-protocol.md` §8.2–§8.4).
 //!
 //! Every Opus packet travels as `RTP header (12) ‖ payload` with payload type
 //! 97; the sequence number starts at 0 and the timestamp advances by the

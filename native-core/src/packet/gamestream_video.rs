@@ -1,5 +1,5 @@
 //! GameStream (Moonlight-compatible) video packets, host side and test-client
-//! side (protocol reference: `docs/gamestream.md` §7.2–§7.8).
+//! side (protocol reference: `docs/gamestream-protocol.md` §7.2–§7.8).
 //!
 //! One access unit becomes a byte stream `frame header (8) ‖ access unit`
 //! (§7.6), cut into chunks of `P − 16` bytes, `P` being the ANNOUNCE

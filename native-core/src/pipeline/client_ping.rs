@@ -1,6 +1,7 @@
-//! GameStream media binding (protocol reference `docs/gamestream.md` §7.1, §8.1): the host does not
-//! know where to send video or audio until the client pings the media port. The source address of
-//! the first matching ping becomes the destination; later pings only keep NAT mappings open.
+//! GameStream media binding (protocol reference `docs/gamestream-protocol.md` §7.1, §8.1): the host
+//! does not know where to send video or audio until the client pings the media port. The source
+//! address of the first matching ping becomes the destination; later pings only keep NAT mappings
+//! open.
 //!
 //! The ping payload travels in plain RTSP, so anyone who sniffed it could ping first and take the
 //! stream. When the session knows its owner (`client_ip`, the address that launched it), only pings

@@ -1,6 +1,6 @@
-//! The host's GameStream audio stream (`docs/gamestream.md` §8): PCM source → Opus (CBR, constant
-//! packet size so RS(4,2) FEC applies) → RTP + optional AES-CBC + FEC packets → UDP to the address
-//! the client's first ping came from.
+//! The host's GameStream audio stream (`docs/gamestream-protocol.md` §8): PCM source → Opus (CBR,
+//! constant packet size so RS(4,2) FEC applies) → RTP + optional AES-CBC + FEC packets → UDP to the
+//! address the client's first ping came from.
 
 use super::client_ping::{bind_client_by_ping, client_ip, ping_payload, PingFilter};
 use super::config::{field, hex_bytes, string_field, u32_field};

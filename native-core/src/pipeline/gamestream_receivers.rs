@@ -1,5 +1,5 @@
 //! The Moonlight side of GameStream media, for our test client and probes: ping the host's media
-//! port (`docs/gamestream.md` §7.1, §8.1), receive, open, recover with FEC, and decode.
+//! port (`docs/gamestream-protocol.md` §7.1, §8.1), receive, open, recover with FEC, and decode.
 //!
 //! Video follows Moonlight's rule that a lost frame breaks the reference chain: frames after a gap
 //! count as undecodable until the next IDR (the client asks for one over the control stream when it

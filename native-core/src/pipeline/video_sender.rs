@@ -4,6 +4,8 @@
 //! The two threads are joined by a channel of depth [`PIPELINE_DEPTH`]; when the sender falls
 //! behind, the encode thread skips a capture instead of queueing (latency over completeness).
 //! Encoded-frame buffers travel back on a return channel, so steady state allocates nothing.
+//!
+//! Section numbers (§) refer to docs/gamestream-protocol.md.
 
 use super::client_ping::{bind_client_by_ping, PingFilter};
 use super::config::{GameStreamVideoWire, PipelineConfig, SourceKind, Wire};

@@ -10,6 +10,8 @@
 //!
 //! Every function needs GFNI and AVX-512F; callers must have detected them (they are
 //! `#[target_feature]`, so calling them from other code is `unsafe`).
+//!
+//! Section numbers (§) refer to docs/gamestream-protocol.md.
 
 use std::arch::x86_64::*;
 
