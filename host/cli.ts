@@ -57,6 +57,10 @@ Options:
                            HTTPS 47984, RTSP 48010, UDP 47998-48000, mDNS _nvstream._tcp
   --gamestream-port PORT   Moonlight's HTTP port; the others keep their offsets
                            (env PUNKTFUNK_GAMESTREAM_PORT; default 47989)
+  --gamestream-allow-slow-codecs
+                           advertise HEVC/AV1 even when their software encoder cannot hold
+                           1280x720@60 here (measured at start; env
+                           PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS=1, config gamestream_allow_slow_codecs)
   --x11-display NAME       X display "Desktop" captures and injects input into (default $DISPLAY);
                            without a reachable one the synthetic source and a recording backend serve
   --log-level LEVEL        see \`punktfunk --help\`
@@ -162,6 +166,7 @@ async function serveCommand(args: string[]): Promise<number> {
     "mgmt-token-file": { type: "string" },
     gamestream: { type: "boolean" },
     "gamestream-port": { type: "string" },
+    "gamestream-allow-slow-codecs": { type: "boolean" },
     "x11-display": { type: "string" },
   });
   if (values.help) return (out(COMMAND_HELP.serve), 0);
@@ -174,6 +179,7 @@ async function serveCommand(args: string[]): Promise<number> {
     logLevel: values["log-level"],
     gamestream: values.gamestream,
     gamestreamPort: values["gamestream-port"],
+    gamestreamAllowSlowCodecs: values["gamestream-allow-slow-codecs"],
     x11Display: values["x11-display"],
   }, Deno.env.toObject());
   log.configure({ level: config.logLevel });

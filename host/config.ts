@@ -24,6 +24,7 @@ export interface ServeFlags {
   logLevel?: string;
   gamestream?: boolean;
   gamestreamPort?: string;
+  gamestreamAllowSlowCodecs?: boolean;
   x11Display?: string;
 }
 
@@ -31,6 +32,7 @@ export interface FileConfig {
   mgmt_bind?: string;
   mgmt_token_file?: string;
   log_level?: string;
+  gamestream_allow_slow_codecs?: boolean;
 }
 
 export interface ServeConfig {
@@ -50,6 +52,8 @@ export interface ServeConfig {
     x11Display: string | null;
     audioSource: "auto" | "tone" | "pulse";
     mdns: boolean;
+    /** Advertise HEVC/AV1 even when their software encoder cannot hold the mode (host/codec_speed.ts). */
+    allowSlowCodecs: boolean;
   };
 }
 
@@ -65,7 +69,12 @@ export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-const FILE_KEYS = new Set(["mgmt_bind", "mgmt_token_file", "log_level"]);
+const FILE_KEYS: ReadonlyMap<string, "string" | "boolean"> = new Map([
+  ["mgmt_bind", "string"],
+  ["mgmt_token_file", "string"],
+  ["log_level", "string"],
+  ["gamestream_allow_slow_codecs", "boolean"],
+]);
 
 /** Parses `config.json`; unknown keys and wrong types are errors, never silently ignored. */
 export function parseFileConfig(text: string, path: string): FileConfig {
@@ -79,8 +88,9 @@ export function parseFileConfig(text: string, path: string): FileConfig {
     throw new Error(`config file ${path} must hold a JSON object`);
   }
   for (const [key, entry] of Object.entries(value)) {
-    if (!FILE_KEYS.has(key)) throw new Error(`config file ${path}: unknown key "${key}"`);
-    if (typeof entry !== "string") throw new Error(`config file ${path}: "${key}" must be a string`);
+    const type = FILE_KEYS.get(key);
+    if (type === undefined) throw new Error(`config file ${path}: unknown key "${key}"`);
+    if (typeof entry !== type) throw new Error(`config file ${path}: "${key}" must be a ${type}`);
   }
   return value as FileConfig;
 }
@@ -130,11 +140,11 @@ export function resolveServeConfig(input: {
     mgmtTokenSource,
     mgmtTokenFile: mgmtTokenSource === "file" ? tokenFile : undefined,
     logLevel: parseLogLevel(logText),
-    gamestream: resolveGameStream(flags, env),
+    gamestream: resolveGameStream(flags, env, file),
   };
 }
 
-function resolveGameStream(flags: ServeFlags, env: Env): ServeConfig["gamestream"] {
+function resolveGameStream(flags: ServeFlags, env: Env, file: FileConfig): ServeConfig["gamestream"] {
   const portText = flags.gamestreamPort ?? env.PUNKTFUNK_GAMESTREAM_PORT ?? "47989";
   const basePort = Number(portText);
   // HTTPS sits 5 below and RTSP 21 above the base port (§1.2).
@@ -153,5 +163,14 @@ function resolveGameStream(flags: ServeFlags, env: Env): ServeConfig["gamestream
     x11Display: display === "" ? null : display,
     audioSource: audio,
     mdns: env.PUNKTFUNK_MDNS !== "0",
+    allowSlowCodecs: flags.gamestreamAllowSlowCodecs ??
+      envFlag(env.PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS) ?? file.gamestream_allow_slow_codecs ?? false,
   };
+}
+
+/** "1"/"0" from the environment; unset is undefined, anything else an error. */
+function envFlag(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === "1" || value === "0") return value === "1";
+  throw new Error(`PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS must be 0 or 1, got "${value}"`);
 }
