@@ -11,15 +11,18 @@ import { GameStreamTestClient, xmlTag } from "./gamestream_client/client.ts";
 // ServerCodecModeSupport bits: H.264 0x1, HEVC Main 0x100, AV1 Main 8-bit 0x10000.
 const BITS = { h264: 0x1, hevc: 0x100, av1: 0x10000 } as const;
 
-/** The host's last log line `msg` about `codec`, if logged yet. */
-function loggedLine(stderr: string, msg: string, codec: string): string | undefined {
-  return stderr.split("\n").filter((l) => l.includes(`: ${msg} `) && l.includes(` codec=${codec} `)).at(-1);
+interface DecisionRecord {
+  msg: string;
+  codec: string;
+  advertised: boolean;
+  encoder: string | null;
+  reason?: string;
 }
 
-function advertisedIn(line: string): boolean {
-  const value = / advertised=(true|false)/.exec(line)?.[1];
-  assert(value !== undefined, line);
-  return value === "true";
+/** The host's last JSON log record `msg` about `codec`, if logged yet. */
+function loggedRecord(stderr: string, msg: string, codec: string): DecisionRecord | undefined {
+  const records = stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as DecisionRecord);
+  return records.filter((r) => r.msg === msg && r.codec === codec).at(-1);
 }
 
 Deno.test({
@@ -33,18 +36,18 @@ Deno.test({
       const modes = async () => Number(xmlTag(await client.httpGet("/serverinfo"), "ServerCodecModeSupport"));
       const measured: Record<string, boolean> = {};
       for (const codec of ["hevc", "av1"] as const) {
-        const initial = loggedLine(host.stderr(), "codec advertising", codec);
+        const initial = loggedRecord(host.stderr(), "codec advertising", codec);
         assert(initial !== undefined, `no start-up decision for ${codec}`);
-        if (initial.includes(" encoder=null ") || initial.includes("hardware encoder")) continue;
+        if (initial.encoder === null || initial.reason?.startsWith("hardware encoder")) continue;
         // A software encoder has no figure in a new state DB: not advertised until measured.
-        assertEquals(advertisedIn(initial), false, `${codec} advertised before it was measured`);
+        assertEquals(initial.advertised, false, `${codec} advertised before it was measured`);
         assert((await modes() & BITS.h264) !== 0, "H.264 is always advertised");
         const line = await waitUntil(
           `the ${codec} speed measurement`,
-          () => loggedLine(host.stderr(), "encoder speed measured", codec),
+          () => loggedRecord(host.stderr(), "encoder speed measured", codec),
           60_000,
         );
-        measured[codec] = advertisedIn(line!);
+        measured[codec] = line!.advertised;
       }
       const support = await modes();
       for (const [codec, advertised] of Object.entries(measured)) {
