@@ -54,6 +54,8 @@ export interface EncoderSpeed {
   frames_held: number;
   cpu_ms_per_frame: number;
   frames: number;
+  /** A phase stopped at its time cap: the encoder is far too slow for the mode. */
+  truncated?: boolean;
 }
 
 /** A measurement with when and under what load it was taken. */
@@ -84,7 +86,9 @@ export function holdsMode(speed: EncoderSpeed): { holds: boolean; reason: string
   const intervalMs = 1000 / speed.fps;
   const failures: string[] = [];
   if (speed.throughput_fps < speed.fps * THROUGHPUT_HEADROOM) {
-    failures.push(`encodes at most ${speed.throughput_fps.toFixed(1)} fps (needs ${THROUGHPUT_HEADROOM}× ${speed.fps})`);
+    failures.push(
+      `encodes at most ${speed.throughput_fps.toFixed(1)} fps (needs ${THROUGHPUT_HEADROOM}× ${speed.fps})`,
+    );
   }
   if (speed.paced_fps < speed.fps * PACED_FPS_FLOOR) {
     failures.push(`delivers ${speed.paced_fps.toFixed(1)} fps at the requested pace`);
@@ -152,7 +156,12 @@ export function decideCodecs(input: {
     const verdict = holdsMode(measured.result);
     if (verdict.holds) return { ...base, advertised: true, slow: false, reason: verdict.reason };
     return input.allowSlow
-      ? { ...base, advertised: true, slow: true, reason: `${verdict.reason}; advertised: slow codecs allowed` }
+      ? {
+        ...base,
+        advertised: true,
+        slow: true,
+        reason: `${verdict.reason}; advertised: slow codecs allowed`,
+      }
       : { ...base, advertised: false, slow: false, reason: verdict.reason };
   });
 }
@@ -279,7 +288,11 @@ export class SpeedCache {
 }
 
 /** Runs the native measurement of `codec` at `mode` (off the JS thread: ~2 s at 720p60 on two cores). */
-export async function measureSpeed(native: NativeCore, codec: VideoCodec, mode: SpeedMode): Promise<MeasuredSpeed> {
+export async function measureSpeed(
+  native: NativeCore,
+  codec: VideoCodec,
+  mode: SpeedMode,
+): Promise<MeasuredSpeed> {
   const load1 = currentLoad1();
   const result = await native.bench(`encoder_speed:${codec}:${modeName(mode)}`) as unknown as EncoderSpeed;
   return { result, measuredAtUnix: Math.floor(Date.now() / 1000), load1: Math.max(load1, currentLoad1()) };

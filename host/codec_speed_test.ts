@@ -57,7 +57,11 @@ function speed(codec: VideoCodec, encoder: string, overrides: Partial<EncoderSpe
   };
 }
 
-const at = (result: EncoderSpeed, load1 = 0.5): MeasuredSpeed => ({ result, measuredAtUnix: 1_800_000_000, load1 });
+const at = (result: EncoderSpeed, load1 = 0.5): MeasuredSpeed => ({
+  result,
+  measuredAtUnix: 1_800_000_000,
+  load1,
+});
 
 const SOFTWARE = probe(["libx264", "libx265", "libsvtav1", "libaom-av1"]);
 
@@ -77,7 +81,10 @@ Deno.test("holdsMode: headroom, pace and latency each decide, with the figures i
   assertEquals(holdsMode(speed("hevc", "libx265", { paced_fps: 58.2 })).holds, true);
   assertMatch(holdsMode(speed("hevc", "libx265", { paced_fps: 58.1 })).reason, /delivers 58\.1 fps/);
   // 1.5 intervals at 60 fps is 25 ms.
-  assertEquals(holdsMode(speed("hevc", "libx265", { latency_ms: { p50: 20, p90: 25, max: 40 } })).holds, true);
+  assertEquals(
+    holdsMode(speed("hevc", "libx265", { latency_ms: { p50: 20, p90: 25, max: 40 } })).holds,
+    true,
+  );
   const laggy = holdsMode(
     speed("av1", "libsvtav1", { latency_ms: { p50: 60, p90: 70, max: 90 }, frames_held: 3 }),
   );
@@ -154,13 +161,20 @@ Deno.test("parsers: encoder libraries from /proc/self/maps, CPU model, load aver
     "/usr/lib/x86_64-linux-gnu/libx265.so.199",
   ]);
   assertEquals(parseEncoderLibraries("garbage\n\n"), []);
-  assertEquals(parseCpuModel("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nmodel name\t: other\n"), "AMD EPYC 7B13");
+  assertEquals(
+    parseCpuModel("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nmodel name\t: other\n"),
+    "AMD EPYC 7B13",
+  );
   assertEquals(parseCpuModel("processor : 0\n"), "unknown");
   assertEquals(parseLoad1("3.43 2.43 1.05 2/345 6789\n"), 3.43);
   assert(Number.isNaN(parseLoad1("")));
   assertEquals(measuredUnderLoad(at(speed("hevc", "libx265"), 1.9), 2), false);
   assertEquals(measuredUnderLoad(at(speed("hevc", "libx265"), 2.5), 2), true);
-  assertEquals(measuredUnderLoad(at(speed("hevc", "libx265"), NaN), 2), true, "an unknown load is not trusted");
+  assertEquals(
+    measuredUnderLoad(at(speed("hevc", "libx265"), NaN), 2),
+    true,
+    "an unknown load is not trusted",
+  );
 });
 
 function withDb(work: (db: StateDb) => Promise<void> | void): () => Promise<void> {
@@ -204,7 +218,9 @@ function fakeNative(figures: Record<string, Partial<EncoderSpeed>>, calls: strin
       calls.push(name);
       const [, codec] = name.split(":");
       const encoder = { h264: "libx264", hevc: "libx265", av1: "libsvtav1" }[codec as VideoCodec];
-      return Promise.resolve(speed(codec as VideoCodec, encoder, figures[codec]) as unknown as Record<string, unknown>);
+      return Promise.resolve(
+        speed(codec as VideoCodec, encoder, figures[codec]) as unknown as Record<string, unknown>,
+      );
     },
   } as unknown as NativeCore;
 }
@@ -216,7 +232,13 @@ Deno.test(
   withDb(async (db) => {
     const calls: string[] = [];
     const native = fakeNative({ av1: { latency_ms: { p50: 60, p90: 70, max: 80 }, frames_held: 3 } }, calls);
-    const options = { native, cache: new SpeedCache(db, MACHINE), probe: SOFTWARE, cores: 2, allowSlow: false };
+    const options = {
+      native,
+      cache: new SpeedCache(db, MACHINE),
+      probe: SOFTWARE,
+      cores: 2,
+      allowSlow: false,
+    };
     const advertiser = new CodecAdvertiser({ ...options, log: quietLog() });
     const support = advertiser.support;
     assertEquals([support.h264, support.hevc, support.av1], [true, false, false]);
@@ -254,7 +276,11 @@ Deno.test(
     assertEquals(advertiser.toMeasure(), []);
     await advertiser.measureMissing();
     assertEquals(calls, []);
-    assertEquals([advertiser.support.h264, advertiser.support.hevc, advertiser.support.av1], [true, true, true]);
+    assertEquals([advertiser.support.h264, advertiser.support.hevc, advertiser.support.av1], [
+      true,
+      true,
+      true,
+    ]);
   }),
 );
 

@@ -21,7 +21,9 @@ interface DecisionRecord {
 
 /** The host's last JSON log record `msg` about `codec`, if logged yet. */
 function loggedRecord(stderr: string, msg: string, codec: string): DecisionRecord | undefined {
-  const records = stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as DecisionRecord);
+  const records = stderr.split("\n").filter((l) => l.startsWith("{")).map((l) =>
+    JSON.parse(l) as DecisionRecord
+  );
   return records.filter((r) => r.msg === msg && r.codec === codec).at(-1);
 }
 

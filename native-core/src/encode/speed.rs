@@ -38,6 +38,12 @@ pub const THROUGHPUT_FRAMES: u64 = 60;
 /// Frames of the paced phase (one second at 60 fps, see above).
 pub const PACED_FRAMES: u64 = 60;
 
+/// Wall time after which a phase stops early: twice its nominal second at
+/// 60 fps. An encoder that needs longer is far from keeping up, and what
+/// it did so far already shows that; the cap keeps a measurement of a slow
+/// encoder (or a big mode) from occupying the cores for tens of seconds.
+pub const PHASE_BUDGET: Duration = Duration::from_secs(2);
+
 /// Bit rate at the reference mode 1280x720@60 (Moonlight's default for
 /// that mode is of this order); other modes scale it by pixel rate, since
 /// the encoders' entropy-coding cost grows with the bits they produce.
@@ -122,6 +128,8 @@ pub struct SpeedReport {
     /// Process CPU time per frame over the throughput phase: less sensitive
     /// to other load on the machine than the wall-clock figures.
     pub cpu_ms_per_frame: f64,
+    /// A phase hit [`PHASE_BUDGET`] before its last frame.
+    pub truncated: bool,
 }
 
 impl SpeedReport {
@@ -130,7 +138,7 @@ impl SpeedReport {
         format!(
             "{{\"codec\":\"{}\",\"width\":{},\"height\":{},\"fps\":{},\"encoder\":{},\"backend\":\"{}\",\
              \"speed\":\"{}\",\"throughput_fps\":{:.1},\"paced_fps\":{:.1},\"latency_ms\":{{\"p50\":{:.2},\
-             \"p90\":{:.2},\"max\":{:.2}}},\"frames_held\":{},\"cpu_ms_per_frame\":{:.2},\"frames\":{}}}",
+             \"p90\":{:.2},\"max\":{:.2}}},\"frames_held\":{},\"cpu_ms_per_frame\":{:.2},\"frames\":{},\"truncated\":{}}}",
             m.codec.as_str(),
             m.width,
             m.height,
@@ -145,7 +153,8 @@ impl SpeedReport {
             self.latency_max_ms,
             self.frames_held,
             self.cpu_ms_per_frame,
-            WARMUP_FRAMES + THROUGHPUT_FRAMES + PACED_FRAMES
+            WARMUP_FRAMES + THROUGHPUT_FRAMES + PACED_FRAMES,
+            self.truncated
         )
     }
 }
@@ -216,22 +225,33 @@ pub fn measure(mode: &SpeedMode) -> Result<SpeedReport, String> {
         next_index: 0,
     };
     let mut out = EncodedFrame::default();
+    let warmup_started = Instant::now();
     for _ in 0..WARMUP_FRAMES {
         feeder.feed(&mut encoder, &mut out)?;
+        if warmup_started.elapsed() > PHASE_BUDGET {
+            break;
+        }
     }
 
     let cpu_started = process_cpu_ns();
+    let throughput_started = Instant::now();
     let mut arrivals = Vec::with_capacity(THROUGHPUT_FRAMES as usize);
-    for _ in 0..THROUGHPUT_FRAMES {
+    let mut fed = 0u64;
+    let mut truncated = false;
+    while fed < THROUGHPUT_FRAMES {
         if feeder.feed(&mut encoder, &mut out)? {
             arrivals.push(Instant::now());
         }
+        fed += 1;
         while encoder.take_ready(&mut out) {
             arrivals.push(Instant::now());
         }
+        if throughput_started.elapsed() > PHASE_BUDGET {
+            truncated = fed < THROUGHPUT_FRAMES;
+            break;
+        }
     }
-    let cpu_ms_per_frame =
-        (process_cpu_ns() - cpu_started) as f64 / 1e6 / THROUGHPUT_FRAMES as f64;
+    let cpu_ms_per_frame = (process_cpu_ns() - cpu_started) as f64 / 1e6 / fed as f64;
     let throughput_fps = rate(&arrivals);
 
     // Paced: frame k of this phase is due at start + k intervals.
@@ -252,6 +272,10 @@ pub fn measure(mode: &SpeedMode) -> Result<SpeedReport, String> {
         arrivals.push(now);
     };
     for k in 0..PACED_FRAMES {
+        if started.elapsed() > PHASE_BUDGET {
+            truncated = true;
+            break;
+        }
         let wait = due(first_index + k).saturating_duration_since(Instant::now());
         if !wait.is_zero() {
             std::thread::sleep(wait);
@@ -283,6 +307,7 @@ pub fn measure(mode: &SpeedMode) -> Result<SpeedReport, String> {
         latency_max_ms: quantile(&latencies, 1.0),
         frames_held,
         cpu_ms_per_frame,
+        truncated,
     })
 }
 
@@ -367,6 +392,7 @@ mod tests {
         assert_eq!(v["width"], 320);
         assert!(v["latency_ms"]["p90"].as_f64().unwrap() > 0.0);
         assert_eq!(v["frames"], WARMUP_FRAMES + THROUGHPUT_FRAMES + PACED_FRAMES);
+        assert_eq!(v["truncated"], report.truncated);
     }
 
     #[test]
