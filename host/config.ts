@@ -90,7 +90,8 @@ export function parseFileConfig(text: string, path: string): FileConfig {
   for (const [key, entry] of Object.entries(value)) {
     const type = FILE_KEYS.get(key);
     if (type === undefined) throw new Error(`config file ${path}: unknown key "${key}"`);
-    if (typeof entry !== type) throw new Error(`config file ${path}: "${key}" must be a ${type}`);
+    const actual = typeof entry === "boolean" ? "boolean" : typeof entry === "string" ? "string" : "other";
+    if (actual !== type) throw new Error(`config file ${path}: "${key}" must be a ${type}`);
   }
   return value as FileConfig;
 }
