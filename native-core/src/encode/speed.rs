@@ -69,7 +69,11 @@ impl SpeedMode {
             "h264" => Codec::H264,
             "hevc" => Codec::Hevc,
             "av1" => Codec::Av1,
-            _ => return Err(format!("unknown codec {codec:?}: expected h264, hevc or av1")),
+            _ => {
+                return Err(format!(
+                    "unknown codec {codec:?}: expected h264, hevc or av1"
+                ))
+            }
         };
         let (size, fps) = rest.split_once('@').ok_or_else(bad)?;
         let (width, height) = size.split_once('x').ok_or_else(bad)?;
@@ -267,7 +271,11 @@ pub fn measure(mode: &SpeedMode) -> Result<SpeedReport, String> {
         // Packets of warm-up or throughput frames still inside (SVT-AV1)
         // are counted as arrivals but have no due time of this phase.
         if out.frame_index >= first_index {
-            latencies.push(now.saturating_duration_since(due(out.frame_index)).as_secs_f64() * 1e3);
+            latencies.push(
+                now.saturating_duration_since(due(out.frame_index))
+                    .as_secs_f64()
+                    * 1e3,
+            );
         }
         arrivals.push(now);
     };
@@ -291,7 +299,12 @@ pub fn measure(mode: &SpeedMode) -> Result<SpeedReport, String> {
     // Frames still inside at the end never arrived within the phase: count
     // them as having waited until now, so holding frames back is not free.
     for index in (feeder.next_index - encoder.frames_in_encoder() as u64)..feeder.next_index {
-        latencies.push(Instant::now().saturating_duration_since(due(index)).as_secs_f64() * 1e3);
+        latencies.push(
+            Instant::now()
+                .saturating_duration_since(due(index))
+                .as_secs_f64()
+                * 1e3,
+        );
     }
     latencies.sort_by(f64::total_cmp);
 
@@ -333,7 +346,10 @@ mod tests {
                 fps: 60
             }
         );
-        assert_eq!(SpeedMode::parse("av1:1920x1080@30").unwrap().codec, Codec::Av1);
+        assert_eq!(
+            SpeedMode::parse("av1:1920x1080@30").unwrap().codec,
+            Codec::Av1
+        );
         for bad in [
             "",
             "hevc",
@@ -367,8 +383,9 @@ mod tests {
         assert_eq!(quantile(&sorted, 0.0), 1.0);
         let t = Instant::now();
         assert_eq!(rate(&[t]), 0.0);
-        let ten_per_second: Vec<Instant> =
-            (0..11).map(|i| t + Duration::from_millis(100 * i)).collect();
+        let ten_per_second: Vec<Instant> = (0..11)
+            .map(|i| t + Duration::from_millis(100 * i))
+            .collect();
         assert!((rate(&ten_per_second) - 10.0).abs() < 1e-9);
     }
 
@@ -383,7 +400,10 @@ mod tests {
         assert!(report.paced_fps > 0.0);
         assert!(report.latency_p50_ms <= report.latency_p90_ms);
         assert!(report.latency_p90_ms <= report.latency_max_ms);
-        assert_eq!(report.frames_held, 0, "x264 zerolatency returns every frame at once");
+        assert_eq!(
+            report.frames_held, 0,
+            "x264 zerolatency returns every frame at once"
+        );
         let v: Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(v["codec"], "h264");
         assert_eq!(v["encoder"], "libx264");
@@ -391,7 +411,10 @@ mod tests {
         assert_eq!(v["speed"], "fast");
         assert_eq!(v["width"], 320);
         assert!(v["latency_ms"]["p90"].as_f64().unwrap() > 0.0);
-        assert_eq!(v["frames"], WARMUP_FRAMES + THROUGHPUT_FRAMES + PACED_FRAMES);
+        assert_eq!(
+            v["frames"],
+            WARMUP_FRAMES + THROUGHPUT_FRAMES + PACED_FRAMES
+        );
         assert_eq!(v["truncated"], report.truncated);
     }
 
