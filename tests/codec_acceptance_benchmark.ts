@@ -2,7 +2,7 @@
  * Issue 14 acceptance as a benchmark (a speed target: it prints figures and ratios against a baseline
  * measured in the same run, see docs/perf.md; it is not part of the CI suite):
  *
- *   deno run -A tests/codec_acceptance_bench.ts [--allow-slow-codecs] [--seconds N]
+ *   deno run -A tests/codec_acceptance_benchmark.ts [--allow-slow-codecs] [--seconds N]
  *
  * Starts `serve --gamestream` with a fresh state DB, waits for its background encoder speed
  * measurement, pairs the Moonlight-like test client, and — as a client that decodes AV1, HEVC and
