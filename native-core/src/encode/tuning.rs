@@ -72,21 +72,40 @@ pub enum Speed {
     Balanced,
 }
 
-/// What [`Speed::Auto`] means for an encoder.
+/// Pixels per second per core up to which libx264 keeps `veryfast`: 1080p60
+/// on two cores, where it measured encode p50 10.5 ms (docs/perf.md) —
+/// about 12 ns of CPU per pixel, so this rate keeps each core about 75 %
+/// busy. Above it (1440p60 or 4K on two cores, 1080p60 on one) the session
+/// falls back to `ultrafast`, about half the CPU per pixel.
+pub const X264_VERYFAST_PIXELS_PER_CORE: u64 = 1920 * 1080 * 60 / 2;
+
+/// What [`Speed::Auto`] means for an encoder serving `settings` on a
+/// machine with `cores` CPUs.
 ///
 /// Measured at 1280x720@60 on a shared 2-core EPYC (docs/perf.md): x264
 /// `veryfast` encodes 70 fps while x265 `veryfast` manages 15–24 fps and
-/// `ultrafast` 50–60 fps; SVT-AV1 reaches 33 fps at preset 10 and 61 at 12. So libx264 and the hardware encoders keep the `Fast` presets
-/// (they have headroom), and the CPU encoders of HEVC and AV1 run at their
-/// fastest: on a CPU they only just keep up even there, and one that is
-/// fast enough for more has cores to spare for the rest of the host.
-pub fn resolve_speed(candidate: &Candidate, requested: Speed) -> Speed {
-    match (requested, candidate.backend, candidate.encoder) {
-        (Speed::Auto, Backend::Software, "libx264") => Speed::Fast,
+/// `ultrafast` 50–60 fps; SVT-AV1 reaches 33 fps at preset 10 and 61 at 12.
+/// So libx264 keeps `veryfast` while the mode's pixel rate fits
+/// [`X264_VERYFAST_PIXELS_PER_CORE`], the hardware encoders keep their
+/// `Fast` presets (they have headroom), and the CPU encoders of HEVC and AV1
+/// run at their fastest: on a CPU they only just keep up even there, and
+/// one that is fast enough for more has cores to spare for the rest of the
+/// host.
+pub fn resolve_speed(candidate: &Candidate, settings: &EncoderSettings, cores: usize) -> Speed {
+    let pixel_rate =
+        u64::from(settings.width) * u64::from(settings.height) * u64::from(settings.fps);
+    let x264_budget = X264_VERYFAST_PIXELS_PER_CORE * cores.max(1) as u64;
+    match (settings.speed, candidate.backend, candidate.encoder) {
+        (Speed::Auto, Backend::Software, "libx264") if pixel_rate <= x264_budget => Speed::Fast,
         (Speed::Auto, Backend::Software, _) => Speed::Fastest,
         (Speed::Auto, _, _) => Speed::Fast,
         (speed, _, _) => speed,
     }
+}
+
+/// CPUs this process may run on (1 if unknown).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Speed {
@@ -356,7 +375,7 @@ pub fn option_sets(
     candidate: &Candidate,
     settings: &EncoderSettings,
 ) -> Vec<Vec<(String, String)>> {
-    let speed = resolve_speed(candidate, settings.speed);
+    let speed = resolve_speed(candidate, settings, available_cores());
     match candidate.encoder {
         "libx264" => {
             let mut set = opts(&[
@@ -636,7 +655,8 @@ mod tests {
 
     #[test]
     fn auto_speed_is_fastest_for_the_slow_cpu_encoders_only() {
-        let resolved = |name| resolve_speed(&candidate(name), Speed::Auto);
+        let s720 = settings(Codec::H264);
+        let resolved = |name| resolve_speed(&candidate(name), &s720, 2);
         assert_eq!(resolved("libx264"), Speed::Fast);
         for name in ["libx265", "libsvtav1", "libaom-av1"] {
             assert_eq!(resolved(name), Speed::Fastest, "{name}");
@@ -644,10 +664,32 @@ mod tests {
         for name in ["h264_nvenc", "hevc_nvenc", "hevc_vaapi", "av1_vaapi"] {
             assert_eq!(resolved(name), Speed::Fast, "{name}");
         }
+        let mut balanced = settings(Codec::Hevc);
+        balanced.speed = Speed::Balanced;
         assert_eq!(
-            resolve_speed(&candidate("libx265"), Speed::Balanced),
+            resolve_speed(&candidate("libx265"), &balanced, 2),
             Speed::Balanced,
             "an explicit speed is kept"
+        );
+        let mode = |w, h, fps| {
+            let mut s = settings(Codec::H264);
+            (s.width, s.height, s.fps) = (w, h, fps);
+            s
+        };
+        let x264 = candidate("libx264");
+        assert_eq!(resolve_speed(&x264, &mode(1920, 1080, 60), 2), Speed::Fast);
+        assert_eq!(
+            resolve_speed(&x264, &mode(1920, 1080, 60), 1),
+            Speed::Fastest
+        );
+        assert_eq!(
+            resolve_speed(&x264, &mode(2560, 1440, 60), 2),
+            Speed::Fastest
+        );
+        assert_eq!(resolve_speed(&x264, &mode(2560, 1440, 60), 4), Speed::Fast);
+        assert_eq!(
+            resolve_speed(&x264, &mode(3840, 2160, 60), 0),
+            Speed::Fastest
         );
         let s = settings(Codec::Hevc);
         assert_eq!(s.speed, Speed::Auto);

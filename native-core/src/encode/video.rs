@@ -476,7 +476,7 @@ impl VideoEncoder {
     /// The speed preset the chosen encoder runs at ([`Speed::Auto`]
     /// resolved, see [`tuning::resolve_speed`]).
     pub fn speed(&self) -> Speed {
-        tuning::resolve_speed(&self.candidate, self.settings.speed)
+        tuning::resolve_speed(&self.candidate, &self.settings, tuning::available_cores())
     }
 
     /// Where the chosen encoder runs.
