@@ -30,6 +30,9 @@ type Codec = (typeof PREFERENCE)[number][0];
 interface RunFigures {
   codec: Codec;
   clientFps: number;
+  /** Frames that arrived complete (before decoding) per second, and frames lost, over the window. */
+  receivedFps: number;
+  lost: number;
   host: { encoder: string; fps: number; p50: number; p90: number; p99: number; skipped: number } | null;
 }
 
@@ -56,16 +59,20 @@ async function stream(
   await client.startStreams(stream, { packetSize: MODE.packetSize, codec });
   const decoded = () => Number(client.video?.stats().frames_decoded ?? 0);
   await waitUntil(`${WARMUP_FRAMES} ${codec} frames`, () => decoded() >= WARMUP_FRAMES, 60_000);
-  const startFrames = decoded();
+  const stat = (name: string) => Number(client.video?.stats()[name] ?? 0);
+  const [startFrames, startReceived, startLost] = [decoded(), stat("frames_received"), stat("frames_lost")];
   const started = performance.now();
   // The window is a duration by design: the figure is frames per second over it.
   await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
-  const clientFps = (decoded() - startFrames) / ((performance.now() - started) / 1000);
+  const seconds = (performance.now() - started) / 1000;
+  const clientFps = (decoded() - startFrames) / seconds;
+  const receivedFps = (stat("frames_received") - startReceived) / seconds;
+  const lost = stat("frames_lost") - startLost;
   const logMark = stderr().length;
   await client.httpsGet("/cancel");
   await client.close();
   const host = await waitUntil("the host's session summary", () => hostSummary(stderr(), logMark), 20_000);
-  return { codec, clientFps, host };
+  return { codec, clientFps, receivedFps, lost, host };
 }
 
 function print(run: RunFigures, baseline: RunFigures | null): void {
@@ -77,9 +84,10 @@ function print(run: RunFigures, baseline: RunFigures | null): void {
     }`
     : "";
   console.log(
-    `${run.codec.padEnd(4)} client ${run.clientFps.toFixed(1)} fps | host ${h?.encoder} ${
-      h?.fps.toFixed(1)
-    } fps, ` +
+    `${run.codec.padEnd(4)} client ${run.clientFps.toFixed(1)} fps decoded, ${
+      run.receivedFps.toFixed(1)
+    } received, ` +
+      `${run.lost} lost | host ${h?.encoder} ${h?.fps.toFixed(1)} fps, ` +
       `latency p50 ${h?.p50} / p90 ${h?.p90} / p99 ${h?.p99} ms (${
         ((h?.p90 ?? NaN) / interval).toFixed(2)
       } intervals at p90), ` +
