@@ -298,7 +298,8 @@ pub fn measure(mode: &SpeedMode) -> Result<SpeedReport, String> {
     }
     // Frames still inside at the end never arrived within the phase: count
     // them as having waited until now, so holding frames back is not free.
-    for index in (feeder.next_index - encoder.frames_in_encoder() as u64)..feeder.next_index {
+    let still_inside = feeder.next_index - encoder.frames_in_encoder() as u64;
+    for index in still_inside.max(first_index)..feeder.next_index {
         latencies.push(
             Instant::now()
                 .saturating_duration_since(due(index))
