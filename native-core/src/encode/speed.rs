@@ -325,9 +325,17 @@ pub fn measure(mode: &SpeedMode) -> Result<SpeedReport, String> {
     })
 }
 
-/// [`SpeedMode::parse`] then [`measure`], as JSON.
+/// [`SpeedMode::parse`] then [`measure`], as JSON, on a thread of its own
+/// like a session's encode thread (not on the caller's thread, which for
+/// the host is a pooled worker of Deno's nonblocking FFI calls).
 pub fn measure_json(spec: &str) -> Result<String, String> {
-    measure(&SpeedMode::parse(spec)?).map(|r| r.to_json())
+    let mode = SpeedMode::parse(spec)?;
+    std::thread::Builder::new()
+        .name("pf-encoder-speed".into())
+        .spawn(move || measure(&mode).map(|r| r.to_json()))
+        .map_err(|e| format!("spawn: {e}"))?
+        .join()
+        .map_err(|_| "the encoder speed measurement panicked".to_string())?
 }
 
 #[cfg(test)]
