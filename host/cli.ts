@@ -10,6 +10,7 @@ import { loadServeConfig, startHost } from "./serve.ts";
 import { installProcessGuard } from "./process_guard.ts";
 import { formatSelftest, runSelftest } from "./selftest.ts";
 import { gitCommit, VERSION } from "./version.ts";
+import type { SpeedMode } from "./codec_speed.ts";
 import { createMgmtApp, serializeOpenApi } from "../mgmt/mod.ts";
 import type { MgmtDeps } from "../mgmt/mod.ts";
 
@@ -64,6 +65,10 @@ Options:
   --gamestream-resume-grace SECONDS
                            keep a session whose client left without quitting for /resume
                            (env PUNKTFUNK_GAMESTREAM_RESUME_GRACE; default 300, 0 ends it at once)
+  --gamestream-allow-slow-codecs
+                           advertise HEVC/AV1 even when their software encoder cannot hold
+                           1280x720@60 here (measured at start; env
+                           PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS=1, config gamestream_allow_slow_codecs)
   --x11-display NAME       X display "Desktop" captures and injects input into (default $DISPLAY);
                            without a reachable one the synthetic source and a recording backend serve
   --log-level LEVEL        see \`punktfunk --help\`
@@ -77,13 +82,16 @@ Options:
   -o, --output FILE   write to FILE instead of standard output
   -h, --help          this help
 `,
-  selftest: `Usage: punktfunk selftest [--json]
+  selftest: `Usage: punktfunk selftest [--json] [--speed-mode WxH@FPS]...
 
-Reports what this machine can do: native core, encoders (opened for real at 1280x720), capture
-and input backends, QUIC, config paths — with a reason for every "no".
+Reports what this machine can do: native core, encoders (opened for real at 1280x720), each
+codec's encoder speed (measured now, ~2 s per codec and mode, or cached in the state DB with its
+date), capture and input backends, QUIC, config paths — with a reason for every "no".
 
 Options:
-  --json       machine-readable output
+  --json                machine-readable output
+  --speed-mode WxH@FPS  encoder speed for this mode (repeatable; default 1280x720@60, the mode
+                        GameStream advertising is decided for)
   -h, --help   this help
 `,
 };
@@ -171,6 +179,7 @@ async function serveCommand(args: string[]): Promise<number> {
     gamestream: { type: "boolean" },
     "gamestream-port": { type: "string" },
     "gamestream-resume-grace": { type: "string" },
+    "gamestream-allow-slow-codecs": { type: "boolean" },
     "x11-display": { type: "string" },
   });
   if (values.help) return (out(COMMAND_HELP.serve), 0);
@@ -185,6 +194,7 @@ async function serveCommand(args: string[]): Promise<number> {
     gamestream: values.gamestream,
     gamestreamPort: values["gamestream-port"],
     gamestreamResumeGrace: values["gamestream-resume-grace"],
+    gamestreamAllowSlowCodecs: values["gamestream-allow-slow-codecs"],
     x11Display: values["x11-display"],
   }, Deno.env.toObject());
   log.configure({ level: config.logLevel });
@@ -215,10 +225,14 @@ function openapiCommand(args: string[]): number {
 }
 
 async function selftestCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { json: { type: "boolean" } });
+  const { values } = parse(args, {
+    json: { type: "boolean" },
+    "speed-mode": { type: "string", multiple: true },
+  });
   if (values.help) return (out(COMMAND_HELP.selftest), 0);
   configureLogging(values);
-  const sections = await runSelftest(Deno.env.toObject());
+  const modes = (values["speed-mode"] as string[] | undefined)?.map(parseSpeedMode);
+  const sections = await runSelftest(Deno.env.toObject(), modes);
   out(values.json ? JSON.stringify(sections, null, 2) + "\n" : formatSelftest(sections));
   return 0;
 }
@@ -240,6 +254,17 @@ async function benchCommand(args: string[]): Promise<number> {
     native.close();
   }
   return 0;
+}
+
+/** `WxH@FPS` with even sizes 2..16384 and 1..240 fps (the encoder's own limits). */
+export function parseSpeedMode(text: string): SpeedMode {
+  const match = /^(\d{1,5})x(\d{1,5})@(\d{1,3})$/.exec(text);
+  const [width, height, fps] = match ? [Number(match[1]), Number(match[2]), Number(match[3])] : [0, 0, 0];
+  const size = (n: number) => n >= 2 && n <= 16384 && n % 2 === 0;
+  if (!match || !size(width) || !size(height) || fps < 1 || fps > 240) {
+    throw new UsageError(`invalid --speed-mode "${text}" (expected WxH@FPS, e.g. 1920x1080@60)`);
+  }
+  return { width, height, fps };
 }
 
 export function formatBench(result: Record<string, unknown>): string {

@@ -38,6 +38,7 @@ export interface ServeFlags {
   gamestream?: boolean;
   gamestreamPort?: string;
   gamestreamResumeGrace?: string;
+  gamestreamAllowSlowCodecs?: boolean;
   x11Display?: string;
 }
 
@@ -46,6 +47,7 @@ export interface FileConfig {
   mgmt_token_file?: string;
   mgmt_allowed_hosts?: string[];
   log_level?: string;
+  gamestream_allow_slow_codecs?: boolean;
 }
 
 export interface ServeConfig {
@@ -72,6 +74,8 @@ export interface ServeConfig {
     mdns: boolean;
     /** How long a session whose client vanished without /cancel is kept for /resume (0: ended at once). */
     resumeGraceSeconds: number;
+    /** Advertise HEVC/AV1 even when their software encoder cannot hold the mode (host/codec_speed.ts). */
+    allowSlowCodecs: boolean;
   };
 }
 
@@ -87,11 +91,12 @@ export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-const FILE_KEYS: Record<string, "string" | "string[]"> = {
+const FILE_KEYS: Record<string, "string" | "string[]" | "boolean"> = {
   mgmt_bind: "string",
   mgmt_token_file: "string",
   mgmt_allowed_hosts: "string[]",
   log_level: "string",
+  gamestream_allow_slow_codecs: "boolean",
 };
 
 /** Longest DNS name (RFC 1035); also bounds what an allowed-host entry may be. */
@@ -137,6 +142,9 @@ export function parseFileConfig(text: string, path: string): FileConfig {
     }
     if (type === "string[]" && !(Array.isArray(entry) && entry.every((item) => typeof item === "string"))) {
       throw new Error(`config file ${path}: "${key}" must be an array of strings`);
+    }
+    if (type === "boolean" && typeof entry !== "boolean") {
+      throw new Error(`config file ${path}: "${key}" must be a boolean`);
     }
   }
   return value as FileConfig;
@@ -191,11 +199,11 @@ export function resolveServeConfig(input: {
     mgmtTokenFile: mgmtTokenSource === "file" ? tokenFile : undefined,
     mgmtAllowedHosts: [...new Set(allowedHosts.map(parseAllowedHost))],
     logLevel: parseLogLevel(logText),
-    gamestream: resolveGameStream(flags, env),
+    gamestream: resolveGameStream(flags, env, file),
   };
 }
 
-function resolveGameStream(flags: ServeFlags, env: Env): ServeConfig["gamestream"] {
+function resolveGameStream(flags: ServeFlags, env: Env, file: FileConfig): ServeConfig["gamestream"] {
   const portText = flags.gamestreamPort ?? env.PUNKTFUNK_GAMESTREAM_PORT ?? "47989";
   const basePort = Number(portText);
   // HTTPS sits 5 below and RTSP 21 above the base port (§1.2).
@@ -222,5 +230,14 @@ function resolveGameStream(flags: ServeFlags, env: Env): ServeConfig["gamestream
     audioSource: audio,
     mdns: env.PUNKTFUNK_MDNS !== "0",
     resumeGraceSeconds: Number(graceText),
+    allowSlowCodecs: flags.gamestreamAllowSlowCodecs ??
+      envFlag(env.PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS) ?? file.gamestream_allow_slow_codecs ?? false,
   };
+}
+
+/** "1"/"0" from the environment; unset is undefined, anything else an error. */
+function envFlag(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === "1" || value === "0") return value === "1";
+  throw new Error(`PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS must be 0 or 1, got "${value}"`);
 }

@@ -89,6 +89,30 @@ Deno.test("GameStream resume grace: flag > env > 300 s default; 0 allowed; junk 
   }
 });
 
+Deno.test("slow codecs: off by default; flag > env > config file; bad values are errors", () => {
+  const allow = (...args: Parameters<typeof resolve>) => resolve(...args).gamestream.allowSlowCodecs;
+  assertEquals(allow({}), false);
+  assertEquals(allow({}, {}, { gamestream_allow_slow_codecs: true }), true);
+  assertEquals(
+    allow({}, { PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS: "0" }, { gamestream_allow_slow_codecs: true }),
+    false,
+  );
+  assertEquals(
+    allow({ gamestreamAllowSlowCodecs: true }, { PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS: "0" }),
+    true,
+  );
+  assertEquals(allow({}, { PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS: "1" }), true);
+  assertThrows(() => allow({}, { PUNKTFUNK_GAMESTREAM_ALLOW_SLOW_CODECS: "yes" }), /must be 0 or 1/);
+  assertThrows(
+    () => parseFileConfig(`{"gamestream_allow_slow_codecs":"true"}`, "/cfg/config.json"),
+    /"gamestream_allow_slow_codecs" must be a boolean/,
+  );
+  assertThrows(
+    () => parseFileConfig(`{"log_level":true}`, "/cfg/config.json"),
+    /"log_level" must be a string/,
+  );
+});
+
 Deno.test("token sources: flag, env, explicit file, default file; short tokens refused", () => {
   const token = "0123456789abcdef0123";
   assertEquals(resolve({ mgmtToken: token }).mgmtTokenSource, "flag");

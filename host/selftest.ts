@@ -5,6 +5,20 @@
 import type { Env } from "./config.ts";
 import { resolveConfigDir } from "./config.ts";
 import { NativeCore } from "./native_abi.ts";
+import type { EncoderProbeReport } from "./native_abi.ts";
+import {
+  ADVERTISE_MODE,
+  currentMachineKey,
+  holdsMode,
+  measuredUnderLoad,
+  measureSpeed,
+  modeName,
+  sessionEncoder,
+  SpeedCache,
+  VIDEO_CODECS,
+} from "./codec_speed.ts";
+import type { MeasuredSpeed, SpeedMode } from "./codec_speed.ts";
+import { StateDb } from "./state_db.ts";
 import { createSelfSignedCertificate } from "./x509.ts";
 
 export interface SelftestItem {
@@ -110,7 +124,88 @@ function configSection(env: Env): SelftestSection {
   return { title: "config", items };
 }
 
-async function nativeSections(): Promise<SelftestSection[]> {
+/** One line of figures: what the encoder did, when, and under what load. */
+export function describeSpeed(measured: MeasuredSpeed, fresh: boolean): string {
+  const r = measured.result;
+  const when = fresh
+    ? "measured now"
+    : `cached from ${
+      new Date(measured.measuredAtUnix * 1000).toISOString().slice(0, 16).replace("T", " ")
+    } UTC`;
+  const load = Number.isFinite(measured.load1) && measured.load1 >= 0
+    ? `load ${measured.load1.toFixed(1)}`
+    : "load ?";
+  return `${r.encoder} ${r.speed}: ${r.throughput_fps.toFixed(1)} fps max, ${
+    r.paced_fps.toFixed(1)
+  } fps paced, ` +
+    `latency p50 ${r.latency_ms.p50.toFixed(1)} / p90 ${r.latency_ms.p90.toFixed(1)} ms` +
+    `${r.frames_held > 0 ? `, ${r.frames_held} frame(s) held` : ""}${
+      r.truncated ? ", stopped at the time cap" : ""
+    }` +
+    ` (${when}, ${load})`;
+}
+
+/**
+ * Encoder speed per codec and mode (issue 14): the cached figure when one exists for this machine
+ * and was not taken under load, else measured now (and cached). `ok` is whether it holds the mode.
+ */
+async function encoderSpeedSection(
+  native: NativeCore,
+  report: EncoderProbeReport,
+  env: Env,
+  modes: readonly SpeedMode[],
+): Promise<SelftestSection> {
+  let db: StateDb | null = null;
+  try {
+    db = StateDb.open(`${resolveConfigDir(env)}/state.db`);
+  } catch {
+    db = null; // measured without caching; the config section says why the directory is unusable
+  }
+  try {
+    const machine = currentMachineKey();
+    const cache = db ? new SpeedCache(db, machine) : null;
+    const items: SelftestItem[] = [];
+    for (const mode of modes) {
+      for (const codec of VIDEO_CODECS) {
+        const chosen = sessionEncoder(report, codec);
+        const name = `${codec} ${modeName(mode)}`;
+        if (!chosen) {
+          items.push({ name, ok: false, detail: "no encoder opens" });
+          continue;
+        }
+        let measured = cache?.get(codec, chosen.encoder, mode);
+        const fresh = !measured || measuredUnderLoad(measured, machine.cores);
+        try {
+          if (fresh) {
+            measured = await measureSpeed(native, codec, mode);
+            cache?.put(measured);
+          }
+        } catch (error) {
+          items.push({ name, ok: false, detail: `measurement failed: ${(error as Error).message}` });
+          continue;
+        }
+        const verdict = holdsMode(measured!.result);
+        const advertising = modeName(mode) === modeName(ADVERTISE_MODE) && codec !== "h264"
+          ? verdict.holds
+            ? "; advertised to GameStream clients"
+            : "; not advertised (see --gamestream-allow-slow-codecs)"
+          : "";
+        items.push({
+          name,
+          ok: verdict.holds,
+          detail: `${describeSpeed(measured!, fresh)}${
+            verdict.holds ? "" : ` — ${verdict.reason}`
+          }${advertising}`,
+        });
+      }
+    }
+    return { title: `encoder speed (${machine.cores} cores, ${machine.cpuModel})`, items };
+  } finally {
+    db?.close();
+  }
+}
+
+async function nativeSections(env: Env, speedModes: readonly SpeedMode[]): Promise<SelftestSection[]> {
   let native: NativeCore;
   try {
     native = NativeCore.open();
@@ -136,6 +231,7 @@ async function nativeSections(): Promise<SelftestSection[]> {
           detail: e.available ? "opens" : e.reason ?? "unavailable",
         })),
       },
+      await encoderSpeedSection(native, report, env, speedModes),
     ];
   } finally {
     native.close();
@@ -190,10 +286,13 @@ async function quicSection(): Promise<SelftestSection> {
   }
 }
 
-export async function runSelftest(env: Env): Promise<SelftestSection[]> {
+export async function runSelftest(
+  env: Env,
+  speedModes: readonly SpeedMode[] = [ADVERTISE_MODE],
+): Promise<SelftestSection[]> {
   return [
     configSection(env),
-    ...(await nativeSections()),
+    ...(await nativeSections(env, speedModes)),
     await captureSection(env),
     await inputSection(env),
     await quicSection(),

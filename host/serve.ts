@@ -11,6 +11,7 @@ import type { Logger } from "./log.ts";
 import { availableCodecs, NativeCore } from "./native_abi.ts";
 import type { EncoderProbeReport } from "./native_abi.ts";
 import { StateDb } from "./state_db.ts";
+import { CodecAdvertiser, currentMachineKey, SpeedCache } from "./codec_speed.ts";
 import { idleGameStreamControl, idleNativeControl } from "./idle_planes.ts";
 import { GAMESTREAM_APP_VERSION, GFE_VERSION, VERSION } from "./version.ts";
 import { GameStreamTrustStore, NativeTrustStore } from "../pairing/mod.ts";
@@ -43,6 +44,8 @@ export interface RunningHost {
   identity: HostIdentity;
   mgmtUrl: string;
   encoders: EncoderProbeReport;
+  /** What GameStream advertises, and why (updated when the background speed measurement ends). */
+  codecs: CodecAdvertiser;
   lifecycle: Lifecycle;
 }
 
@@ -116,6 +119,16 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
     log.info("encoders available", {
       chosen: encoders.encoders.filter((e) => e.available).map((e) => e.encoder).join(",") || "none",
     });
+    const machine = currentMachineKey();
+    const advertiser = new CodecAdvertiser({
+      native,
+      cache: new SpeedCache(db, machine),
+      probe: encoders,
+      cores: machine.cores,
+      allowSlow: config.gamestream.allowSlowCodecs,
+      log: log.child("encode"),
+    });
+    for (const decision of advertiser.decisions()) log.info("codec advertising", { ...decision });
 
     const gamestreamStore = new GameStreamTrustStore(db);
     const nativeStore = new NativeTrustStore(db);
@@ -146,13 +159,8 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
         keyPem: identity.gamestream.keyPem,
         store: gamestreamStore,
         native,
-        codecs: {
-          h264: codecs.includes("h264"),
-          hevc: codecs.includes("h265"),
-          av1: codecs.includes("av1"),
-          hevcMain10: false,
-          av1Main10: false,
-        },
+        // Live flags: serverinfo and RTSP read the latest decision on every request.
+        codecs: advertiser.support,
         desktop: gs.x11Display ? { kind: "x11", display: gs.x11Display } : { kind: "synthetic" },
         input: injector,
         audioSource: gs.audioSource,
@@ -247,11 +255,25 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
       config_dir: config.configDir,
       token: config.mgmtTokenSource,
     });
-    return { config, identity, mgmtUrl: server.url, encoders, lifecycle };
+    if (config.gamestream.enabled) startSpeedMeasurement(advertiser, lifecycle, log);
+    return { config, identity, mgmtUrl: server.url, encoders, codecs: advertiser, lifecycle };
   } catch (error) {
     await lifecycle.shutdown("start-up failed");
     throw error;
   }
+}
+
+/**
+ * Measures the encoders whose advertising waits on a figure, after the API listens (about 2 s of
+ * both cores per codec at 720p60); until it ends, only what is known to keep up is advertised.
+ * Shutdown waits for the native call in flight (the library must not be unloaded under it).
+ */
+function startSpeedMeasurement(advertiser: CodecAdvertiser, lifecycle: Lifecycle, log: Logger): void {
+  const pending = advertiser.toMeasure();
+  if (pending.length === 0) return;
+  log.info("measuring encoder speed in the background", { codecs: pending.join(","), mode: advertiser.mode });
+  const measuring = advertiser.measureMissing(() => lifecycle.shuttingDown);
+  lifecycle.onShutdown("encoder speed measurement", () => measuring);
 }
 
 /** XTest on the X display when one answers, else the recording backend (the session never fails for it). */

@@ -26,6 +26,22 @@ export const MIGRATIONS: readonly string[] = [
      name TEXT NOT NULL,
      paired_at_unix INTEGER NOT NULL
    ) STRICT;`,
+  // Encoder speed measurements (host/codec_speed.ts): one per codec, encoder, mode and machine;
+  // `result` is the native benchmark's JSON.
+  `CREATE TABLE encoder_speed (
+     codec TEXT NOT NULL CHECK (codec IN ('h264', 'hevc', 'av1')),
+     encoder TEXT NOT NULL,
+     width INTEGER NOT NULL,
+     height INTEGER NOT NULL,
+     fps INTEGER NOT NULL,
+     libraries TEXT NOT NULL,
+     cpu_model TEXT NOT NULL,
+     cores INTEGER NOT NULL,
+     result TEXT NOT NULL,
+     load_1min REAL NOT NULL,
+     measured_at_unix INTEGER NOT NULL,
+     PRIMARY KEY (codec, encoder, width, height, fps, libraries, cpu_model, cores)
+   ) STRICT;`,
 ];
 
 export class StateDbError extends Error {

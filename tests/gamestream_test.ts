@@ -31,7 +31,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const { host, base, api } = await startGameStreamHost();
+    // Slow codecs allowed: every codec whose encoder opens is advertised, so each one is streamed below.
+    const { host, base, api } = await startGameStreamHost(["--gamestream-allow-slow-codecs"]);
     const submitPinWhenAsked = (pin: string) => submitPinThroughApi(api, pin);
     const clients: GameStreamTestClient[] = [];
     try {

@@ -249,8 +249,15 @@ fn latency_x264_1080p60() -> String {
     })
 }
 
+/// Prefix of the encoder speed benchmark: `encoder_speed:CODEC:WxH@FPS`
+/// (see [`crate::encode::speed`]).
+pub const ENCODER_SPEED_PREFIX: &str = "encoder_speed:";
+
 /// Runs one named benchmark; returns its JSON result.
 pub fn run(name: &str) -> Result<String, String> {
+    if let Some(spec) = name.strip_prefix(ENCODER_SPEED_PREFIX) {
+        return crate::encode::speed::measure_json(spec);
+    }
     match name {
         "fec_gf8" => Ok(fec_gf8()),
         "fec_gf16" => Ok(fec_gf16()),
@@ -270,6 +277,15 @@ mod tests {
     fn unknown_benchmark_names_the_known_ones() {
         let error = super::run("nope").unwrap_err();
         assert!(error.contains("fec_gf8") && error.contains("egress"));
+    }
+
+    #[test]
+    fn encoder_speed_is_reached_through_its_prefix() {
+        let error = super::run("encoder_speed:vp9:1280x720@60").unwrap_err();
+        assert!(error.contains("unknown codec"), "{error}");
+        let json = super::run("encoder_speed:h264:320x240@30").unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["encoder"], "libx264");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Layers, bottom up: the raw shim bindings ([`ffi`]); safe wrappers over
 //! them ([`libav`]); the av_log bridge into the native log queue
 //! ([`libav_log`]); the encoder probe ([`probe`]); the per-encoder
-//! low-latency configuration ([`tuning`]); the streaming [`VideoEncoder`]
+//! low-latency configuration ([`tuning`]); the encoder speed benchmark
+//! ([`speed`]); the streaming [`VideoEncoder`]
 //! (BGRA [`Frame`]s in, Annex-B / AV1 temporal units out, [`video`]) and
 //! [`VideoDecoder`] ([`decoder`]); and small bitstream readers for NAL and
 //! OBU headers ([`bitstream`]).
@@ -15,6 +16,7 @@ pub mod ffi;
 pub mod libav;
 pub mod libav_log;
 pub mod probe;
+pub mod speed;
 pub mod tuning;
 pub mod video;
 

@@ -58,23 +58,73 @@ pub enum Chroma {
 /// Encoder speed/quality trade-off, mapped to each encoder's preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Speed {
+    /// Chosen per encoder by [`resolve_speed`]: the best quality that
+    /// still keeps up with a live stream on a small CPU.
+    #[default]
+    Auto,
     /// x264/x265 ultrafast, nvenc p1, SVT-AV1 preset 12, libaom cpu-used 10.
     Fastest,
     /// x264/x265 superfast, nvenc p2, SVT-AV1 11, libaom 9.
     Faster,
-    /// x264/x265 veryfast, nvenc p3, SVT-AV1 10, libaom 8 (default).
-    #[default]
+    /// x264/x265 veryfast, nvenc p3, SVT-AV1 10, libaom 8.
     Fast,
     /// x264/x265 faster, nvenc p4, SVT-AV1 9, libaom 7.
     Balanced,
 }
 
+/// Pixels per second per core up to which libx264 keeps `veryfast`: 1080p60
+/// on two cores, where it measured encode p50 10.5 ms (docs/perf.md) —
+/// about 12 ns of CPU per pixel, so this rate keeps each core about 75 %
+/// busy. Above it (1440p60 or 4K on two cores, 1080p60 on one) the session
+/// falls back to `ultrafast`, about half the CPU per pixel.
+pub const X264_VERYFAST_PIXELS_PER_CORE: u64 = 1920 * 1080 * 60 / 2;
+
+/// What [`Speed::Auto`] means for an encoder serving `settings` on a
+/// machine with `cores` CPUs.
+///
+/// Measured at 1280x720@60 on a shared 2-core EPYC (docs/perf.md): x264
+/// `veryfast` encodes 70 fps while x265 `veryfast` manages 15–24 fps and
+/// `ultrafast` 50–60 fps; SVT-AV1 reaches 33 fps at preset 10 and 61 at 12.
+/// So libx264 keeps `veryfast` while the mode's pixel rate fits
+/// [`X264_VERYFAST_PIXELS_PER_CORE`], the hardware encoders keep their
+/// `Fast` presets (they have headroom), and the CPU encoders of HEVC and AV1
+/// run at their fastest: on a CPU they only just keep up even there, and
+/// one that is fast enough for more has cores to spare for the rest of the
+/// host.
+pub fn resolve_speed(candidate: &Candidate, settings: &EncoderSettings, cores: usize) -> Speed {
+    let pixel_rate =
+        u64::from(settings.width) * u64::from(settings.height) * u64::from(settings.fps);
+    let x264_budget = X264_VERYFAST_PIXELS_PER_CORE * cores.max(1) as u64;
+    match (settings.speed, candidate.backend, candidate.encoder) {
+        (Speed::Auto, Backend::Software, "libx264") if pixel_rate <= x264_budget => Speed::Fast,
+        (Speed::Auto, Backend::Software, _) => Speed::Fastest,
+        (Speed::Auto, _, _) => Speed::Fast,
+        (speed, _, _) => speed,
+    }
+}
+
+/// CPUs this process may run on (1 if unknown).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Speed {
+    /// Name used in JSON and logs (`"auto"`, `"fastest"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speed::Auto => "auto",
+            Speed::Fastest => "fastest",
+            Speed::Faster => "faster",
+            Speed::Fast => "fast",
+            Speed::Balanced => "balanced",
+        }
+    }
+
     fn x26x_preset(self) -> &'static str {
         match self {
             Speed::Fastest => "ultrafast",
             Speed::Faster => "superfast",
-            Speed::Fast => "veryfast",
+            Speed::Fast | Speed::Auto => "veryfast",
             Speed::Balanced => "faster",
         }
     }
@@ -83,18 +133,19 @@ impl Speed {
         match self {
             Speed::Fastest => "p1",
             Speed::Faster => "p2",
-            Speed::Fast => "p3",
+            Speed::Fast | Speed::Auto => "p3",
             Speed::Balanced => "p4",
         }
     }
 
-    /// SVT-AV1 1.4 presets run 0 (slowest) ..= 13; 12 is the fastest one
-    /// still meant for real-time use at 1080p on a few cores.
+    /// SVT-AV1 1.4 presets run 0 (slowest) ..= 13; 12 is the fastest meant
+    /// for real use: 13 was 13 % faster at 720p on two cores, but SVT warns
+    /// it exists only for debugging and convex-hull encoding.
     fn svt_preset(self) -> &'static str {
         match self {
             Speed::Fastest => "12",
             Speed::Faster => "11",
-            Speed::Fast => "10",
+            Speed::Fast | Speed::Auto => "10",
             Speed::Balanced => "9",
         }
     }
@@ -104,7 +155,7 @@ impl Speed {
         match self {
             Speed::Fastest => "10",
             Speed::Faster => "9",
-            Speed::Fast => "8",
+            Speed::Fast | Speed::Auto => "8",
             Speed::Balanced => "7",
         }
     }
@@ -324,7 +375,7 @@ pub fn option_sets(
     candidate: &Candidate,
     settings: &EncoderSettings,
 ) -> Vec<Vec<(String, String)>> {
-    let speed = settings.speed;
+    let speed = resolve_speed(candidate, settings, available_cores());
     match candidate.encoder {
         "libx264" => {
             let mut set = opts(&[
@@ -349,16 +400,25 @@ pub fn option_sets(
             ("forced-idr", "1"),
             // keyint=-1 is x265's infinite GOP; info=0 drops the encoder
             // settings SEI; x265 logs to stderr itself, so keep it quiet.
+            // zerolatency already implies the next three; they are spelled
+            // out because each is a latency guarantee: one frame thread
+            // (frame-threads=2 measured 2 frames held, 270 ms p50 at 720p
+            // on two cores), no B-frames, no lookahead. The cores are used
+            // by wavefront (row) parallelism inside the frame instead, on
+            // x265's default pool of one thread per core.
             (
                 "x265-params",
-                "keyint=-1:scenecut=0:repeat-headers=1:info=0:aud=0:log-level=error",
+                "keyint=-1:scenecut=0:repeat-headers=1:info=0:aud=0:log-level=error:\
+                 frame-threads=1:bframes=0:rc-lookahead=0",
             ),
         ])],
         "libsvtav1" => vec![opts(&[
             ("preset", speed.svt_preset()),
             // Low-delay prediction (no hierarchical B/ALTREF), no lookahead,
             // no scene-change key frames, key frames only on request; rc=2
-            // is CBR (see `rate_for`: libav leaves it at VBR here).
+            // is CBR (see `rate_for`: libav leaves it at VBR here). The
+            // level of parallelism (`lp`) stays automatic: pinned to 1 or 2
+            // it measured 47 and 27 fps against 61 at 720p on two cores.
             (
                 "svtav1-params",
                 "pred-struct=1:rc=2:lookahead=0:scd=0:keyint=-1:enable-overlays=0",
@@ -560,6 +620,10 @@ mod tests {
         let x265 = &option_sets(&candidate("libx265"), &s)[0];
         let params = option(x265, "x265-params").unwrap();
         assert!(params.contains("keyint=-1") && params.contains("repeat-headers=1"));
+        for latency in ["frame-threads=1", "bframes=0", "rc-lookahead=0"] {
+            assert!(params.contains(latency), "{latency}: {params}");
+        }
+        assert_eq!(option(x265, "tune"), Some("zerolatency"));
 
         let nvenc = &option_sets(&candidate("hevc_nvenc"), &s)[0];
         for (k, v) in [
@@ -587,6 +651,54 @@ mod tests {
         let aom = &option_sets(&candidate("libaom-av1"), &s)[0];
         assert_eq!(option(aom, "lag-in-frames"), Some("0"));
         assert_eq!(option(aom, "cpu-used"), Some("10"));
+    }
+
+    #[test]
+    fn auto_speed_is_fastest_for_the_slow_cpu_encoders_only() {
+        let s720 = settings(Codec::H264);
+        let resolved = |name| resolve_speed(&candidate(name), &s720, 2);
+        assert_eq!(resolved("libx264"), Speed::Fast);
+        for name in ["libx265", "libsvtav1", "libaom-av1"] {
+            assert_eq!(resolved(name), Speed::Fastest, "{name}");
+        }
+        for name in ["h264_nvenc", "hevc_nvenc", "hevc_vaapi", "av1_vaapi"] {
+            assert_eq!(resolved(name), Speed::Fast, "{name}");
+        }
+        let mut balanced = settings(Codec::Hevc);
+        balanced.speed = Speed::Balanced;
+        assert_eq!(
+            resolve_speed(&candidate("libx265"), &balanced, 2),
+            Speed::Balanced,
+            "an explicit speed is kept"
+        );
+        let mode = |w, h, fps| {
+            let mut s = settings(Codec::H264);
+            (s.width, s.height, s.fps) = (w, h, fps);
+            s
+        };
+        let x264 = candidate("libx264");
+        assert_eq!(resolve_speed(&x264, &mode(1920, 1080, 60), 2), Speed::Fast);
+        assert_eq!(
+            resolve_speed(&x264, &mode(1920, 1080, 60), 1),
+            Speed::Fastest
+        );
+        assert_eq!(
+            resolve_speed(&x264, &mode(2560, 1440, 60), 2),
+            Speed::Fastest
+        );
+        assert_eq!(resolve_speed(&x264, &mode(2560, 1440, 60), 4), Speed::Fast);
+        assert_eq!(
+            resolve_speed(&x264, &mode(3840, 2160, 60), 0),
+            Speed::Fastest
+        );
+        let s = settings(Codec::Hevc);
+        assert_eq!(s.speed, Speed::Auto);
+        let x265 = &option_sets(&candidate("libx265"), &s)[0];
+        assert_eq!(option(x265, "preset"), Some("ultrafast"));
+        let svt = &option_sets(&candidate("libsvtav1"), &settings(Codec::Av1))[0];
+        assert_eq!(option(svt, "preset"), Some("12"));
+        let x264 = &option_sets(&candidate("libx264"), &settings(Codec::H264))[0];
+        assert_eq!(option(x264, "preset"), Some("veryfast"));
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub struct EncoderSettings {
 
 impl EncoderSettings {
     /// Settings with the defaults: automatic encoder choice, 8-bit 4:2:0,
-    /// [`Speed::Fast`], no filler.
+    /// [`Speed::Auto`], no filler.
     pub fn new(codec: Codec, width: u32, height: u32, fps: u32, bitrate_kbps: u32) -> Self {
         EncoderSettings {
             codec,
@@ -84,7 +84,7 @@ impl EncoderSettings {
             preference: EncoderPreference::Auto,
             bit_depth: BitDepth::Eight,
             chroma: Chroma::Yuv420,
-            speed: Speed::Fast,
+            speed: Speed::Auto,
             cbr_filler: false,
         }
     }
@@ -452,8 +452,9 @@ impl VideoEncoder {
         let s = &self.settings;
         crate::pf_info!(
             TARGET,
-            "{} opened: {} {}x{}@{} {} kbps, {} input, bitrate changes {}",
+            "{} opened ({} preset): {} {}x{}@{} {} kbps, {} input, bitrate changes {}",
             self.chosen(),
+            self.speed().as_str(),
             s.codec,
             s.width,
             s.height,
@@ -470,6 +471,12 @@ impl VideoEncoder {
     /// libavcodec name of the encoder in use, e.g. `"libx264"`.
     pub fn chosen(&self) -> &str {
         self.candidate.encoder
+    }
+
+    /// The speed preset the chosen encoder runs at ([`Speed::Auto`]
+    /// resolved, see [`tuning::resolve_speed`]).
+    pub fn speed(&self) -> Speed {
+        tuning::resolve_speed(&self.candidate, &self.settings, tuning::available_cores())
     }
 
     /// Where the chosen encoder runs.

@@ -68,6 +68,7 @@ pub struct VideoSender {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     local_port: u16,
+    started_ns: u64,
 }
 
 fn json_event(kind: &str, fields: &[(&str, String)]) -> String {
@@ -242,6 +243,7 @@ impl VideoSender {
             shared,
             threads: vec![encode_thread, send_thread],
             local_port,
+            started_ns: monotonic_ns(),
         })
     }
 
@@ -295,12 +297,42 @@ impl VideoSender {
         self.shared.events.drain_into(out)
     }
 
-    /// Stops both threads and waits for them; idempotent.
+    /// Stops both threads and waits for them; idempotent. The first stop logs the session's
+    /// per-frame figures (benchmarks compare them with what the client saw).
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        let was_running = !self.threads.is_empty();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        if was_running {
+            crate::log::log_str(crate::log::Level::Info, "pipeline", &self.summary());
+        }
+    }
+
+    /// One line: frames, rate since start, and host latency (capture → last packet sent) and
+    /// encode quantiles in milliseconds.
+    fn summary(&self) -> String {
+        let seconds = monotonic_ns().saturating_sub(self.started_ns) as f64 / 1e9;
+        self.with_stats(|s| {
+            use crate::pipeline::stats::Stage;
+            let ms = |stage: Stage, q: f64| s.stage(stage).quantile(q) as f64 / 1e6;
+            let c = &s.counters;
+            format!(
+                "video session stopped: {} via {}, {} frames sent in {seconds:.1} s ({:.1} fps), {} skipped; \
+                 host latency p50 {:.1} / p90 {:.1} / p99 {:.1} ms, encode p50 {:.1} / p90 {:.1} ms",
+                self.config.codec,
+                s.encoder,
+                c.frames_sent,
+                c.frames_sent as f64 / seconds.max(1e-9),
+                c.frames_skipped,
+                ms(Stage::Total, 0.5),
+                ms(Stage::Total, 0.9),
+                ms(Stage::Total, 0.99),
+                ms(Stage::Encode, 0.5),
+                ms(Stage::Encode, 0.9),
+            )
+        })
     }
 }
 
