@@ -79,10 +79,24 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   }).output();
 }
 
-export function spawnHost(args: string[], env: Record<string, string> = {}): HostProcess {
+export interface SpawnOptions {
+  /** Runs the host under `ulimit -n` of this many descriptors (e.g. the common default 1024). */
+  openFileLimit?: number;
+}
+
+export function spawnHost(
+  args: string[],
+  env: Record<string, string> = {},
+  options: SpawnOptions = {},
+): HostProcess {
   const configDir = Deno.makeTempDirSync({ prefix: "punktfunk-test-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "--log-format", "json", ...args],
+  const denoArgs = ["run", "--allow-all", MAIN, "--log-format", "json", ...args];
+  const limit = options.openFileLimit;
+  const [command, commandArgs] = limit === undefined
+    ? [Deno.execPath(), denoArgs]
+    : ["sh", ["-c", `ulimit -n ${Math.trunc(limit)} && exec "$0" "$@"`, Deno.execPath(), ...denoArgs]];
+  const child = new Deno.Command(command, {
+    args: commandArgs,
     env: { PUNKTFUNK_CONFIG_DIR: `${configDir}/config`, ...env },
     stdout: "null",
     stderr: "piped",

@@ -7,7 +7,7 @@
  */
 import net from "node:net";
 import { assert, assertEquals } from "./assert.ts";
-import { freePort, MAIN, waitForHttp } from "./host_process.ts";
+import { freeGameStreamBase, freePort, spawnHost, waitForHttp } from "./host_process.ts";
 import type { HostProcess } from "./host_process.ts";
 import { submitPinWhenAsked, waitUntil } from "./gamestream_client/host_harness.ts";
 import { GameStreamTestClient, xmlTag } from "./gamestream_client/client.ts";
@@ -38,28 +38,6 @@ function softFdLimit(): number {
 }
 const FLOOD_POSSIBLE = softFdLimit() >= FLOOD_CONNECTIONS + 500;
 
-function bindable(port: number, transport: "tcp" | "udp"): boolean {
-  try {
-    if (transport === "tcp") Deno.listen({ hostname: "127.0.0.1", port }).close();
-    else Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A GameStream base whose whole port map (HTTPS base−5 … RTSP base+21, UDP base+9…+11) is free now. */
-function freeGameStreamBase(): number {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = freePort() + 5;
-    if (base + 21 > 65535) continue;
-    const tcp = [base - 5, base, base + 21, base + 1];
-    const udp = [base + 9, base + 10, base + 11];
-    if (tcp.every((p) => bindable(p, "tcp")) && udp.every((p) => bindable(p, "udp"))) return base;
-  }
-  throw new Error("no free GameStream port range");
-}
-
 interface FloodHost {
   host: HostProcess;
   base: number;
@@ -67,30 +45,13 @@ interface FloodHost {
   api: string;
 }
 
-/** `serve --gamestream` exactly as `spawnHost` starts it, but under `ulimit -n 1024` (the common default). */
+/** `serve --gamestream` as the other integration tests start it, but under `ulimit -n 1024` (the common default). */
 async function startHostUnderUlimit(env: Record<string, string> = {}): Promise<FloodHost> {
   const base = freeGameStreamBase();
-  const mgmt = base + 1;
-  const configDir = Deno.makeTempDirSync({ prefix: "punktfunk-listeners-" });
-  const child = new Deno.Command("sh", {
-    args: [
-      "-c",
-      'ulimit -n 1024 && exec "$0" "$@"',
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      MAIN,
-      "--log-format",
-      "json",
-      "serve",
-      "--gamestream",
-      "--gamestream-port",
-      String(base),
-      "--mgmt-bind",
-      `127.0.0.1:${mgmt}`,
-    ],
-    env: {
-      PUNKTFUNK_CONFIG_DIR: `${configDir}/config`,
+  const mgmt = freePort();
+  const host = spawnHost(
+    ["serve", "--gamestream", "--gamestream-port", String(base), "--mgmt-bind", `127.0.0.1:${mgmt}`],
+    {
       PUNKTFUNK_MDNS: "0",
       PUNKTFUNK_AUDIO_SOURCE: "tone",
       PUNKTFUNK_GAMESTREAM_BIND: "127.0.0.1",
@@ -98,35 +59,8 @@ async function startHostUnderUlimit(env: Record<string, string> = {}): Promise<F
       PUNKTFUNK_LOG: "debug",
       ...env,
     },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  const decoder = new TextDecoder();
-  const reading = (async () => {
-    for await (const chunk of child.stderr) log += decoder.decode(chunk, { stream: true });
-  })();
-  let status: Promise<Deno.CommandStatus> | undefined;
-  const stop = (signal: Deno.Signal = "SIGTERM") => {
-    if (!status) {
-      try {
-        child.kill(signal);
-      } catch { /* already exited */ }
-      status = child.status;
-    }
-    return status;
-  };
-  const host: HostProcess = {
-    child,
-    configDir: `${configDir}/config`,
-    stderr: () => log,
-    stop,
-    cleanup: async () => {
-      await stop();
-      await reading;
-      await Deno.remove(configDir, { recursive: true });
-    },
-  };
+    { openFileLimit: 1024 },
+  );
   const api = `http://127.0.0.1:${mgmt}/api/v1`;
   try {
     await waitForHttp(`${api}/health`, host);

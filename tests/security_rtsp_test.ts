@@ -13,7 +13,13 @@ import {
   submitPinWhenAsked,
   waitUntil as waitUntilOr,
 } from "./gamestream_client/host_harness.ts";
-import { GameStreamTestClient, sealRtspRequest, tcpExchange, xmlTag } from "./gamestream_client/client.ts";
+import {
+  announceSdp,
+  GameStreamTestClient,
+  sealRtspRequest,
+  tcpExchange,
+  xmlTag,
+} from "./gamestream_client/client.ts";
 import type { MediaSessionHandle } from "../host/native_abi.ts";
 
 const MODE = { width: 640, height: 360, fps: 30, bitrateKbps: 4_000, packetSize: 1024 };
@@ -41,27 +47,8 @@ function rtspRequest(
 
 /** A small but complete ANNOUNCE body (encryption off, as an attacker would ask for). */
 function announceBody(width: number, height: number, encryptionEnabled = 0): string {
-  return [
-    "v=0",
-    "o=android 0 14 IN IPv4 127.0.0.2",
-    "s=NVIDIA Streaming Client",
-    ...[
-      `x-nv-video[0].clientViewportWd:${width}`,
-      `x-nv-video[0].clientViewportHt:${height}`,
-      "x-nv-video[0].maxFPS:30",
-      "x-nv-video[0].packetSize:1024",
-      "x-nv-vqos[0].bw.maximumBitrateKbps:4000",
-      "x-nv-video[0].videoEncoderSlicesPerFrame:1",
-      "x-nv-video[0].maxNumReferenceFrames:1",
-      "x-nv-audio.surround.numChannels:2",
-      "x-nv-audio.surround.channelMask:3",
-      "x-nv-audio.surround.AudioQuality:0",
-      "x-ml-general.featureFlags:3",
-      "x-nv-general.useReliableUdp:13",
-      `x-ss-general.encryptionEnabled:${encryptionEnabled}`,
-    ].map((a) => `a=${a} `),
-    "",
-  ].join("\r\n");
+  const video = { width, height, fps: 30, bitrateKbps: 4000, packetSize: 1024, audioChannels: 2 as const };
+  return announceSdp("127.0.0.2", video, encryptionEnabled);
 }
 
 /** What `from` gets back for raw bytes: the reply as text, or "" when the host closed or reset the connection. */

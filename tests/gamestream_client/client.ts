@@ -165,6 +165,53 @@ export function tcpExchange(
   });
 }
 
+/**
+ * The ANNOUNCE body Moonlight sends for `video` (the attributes our host reads; see
+ * docs/gamestream-protocol.md §5.7), with the given `x-ss-general.encryptionEnabled` bits.
+ */
+export function announceSdp(
+  address: string,
+  video: {
+    width: number;
+    height: number;
+    fps: number;
+    bitrateKbps: number;
+    packetSize: number;
+    codec?: "h264" | "hevc" | "av1";
+    audioChannels: AudioChannels;
+  },
+  encryptionEnabled: number,
+): string {
+  const audioChannels = video.audioChannels;
+  return [
+    "v=0",
+    `o=android 0 14 IN IPv4 ${address}`,
+    "s=NVIDIA Streaming Client",
+    ...[
+      `x-nv-video[0].clientViewportWd:${video.width}`,
+      `x-nv-video[0].clientViewportHt:${video.height}`,
+      `x-nv-video[0].maxFPS:${video.fps}`,
+      `x-nv-video[0].packetSize:${video.packetSize}`,
+      "x-nv-video[0].rateControlMode:4",
+      "x-nv-video[0].timeoutLengthMs:7000",
+      "x-nv-video[0].framesWithInvalidRefThreshold:0",
+      `x-nv-vqos[0].bw.maximumBitrateKbps:${video.bitrateKbps}`,
+      "x-nv-vqos[0].fec.minRequiredFecPackets:2",
+      `x-nv-vqos[0].bitStreamFormat:${{ h264: 0, hevc: 1, av1: 2 }[video.codec ?? "h264"]}`,
+      "x-nv-video[0].videoEncoderSlicesPerFrame:1",
+      "x-nv-video[0].maxNumReferenceFrames:1",
+      `x-nv-audio.surround.numChannels:${audioChannels}`,
+      `x-nv-audio.surround.channelMask:${CHANNEL_MASK[audioChannels]}`,
+      "x-nv-audio.surround.AudioQuality:0",
+      "x-nv-aqos.packetDuration:5",
+      "x-ml-general.featureFlags:3",
+      "x-nv-general.useReliableUdp:13",
+      `x-ss-general.encryptionEnabled:${encryptionEnabled}`,
+    ].map((a) => `a=${a} `),
+    "",
+  ].join("\r\n");
+}
+
 export class GameStreamTestClient {
   serverCertPem: string | null = null;
   readonly identity: ClientIdentity;
@@ -371,33 +418,7 @@ export class GameStreamTestClient {
     expectOk(videoSetup, "SETUP video");
     const controlSetup = await req("SETUP", "streamid=control/13/0", [`Session: ${sessionId}`]);
     expectOk(controlSetup, "SETUP control");
-    const sdp = [
-      "v=0",
-      `o=android 0 14 IN IPv4 ${this.host}`,
-      "s=NVIDIA Streaming Client",
-      ...[
-        `x-nv-video[0].clientViewportWd:${video.width}`,
-        `x-nv-video[0].clientViewportHt:${video.height}`,
-        `x-nv-video[0].maxFPS:${video.fps}`,
-        `x-nv-video[0].packetSize:${video.packetSize}`,
-        "x-nv-video[0].rateControlMode:4",
-        "x-nv-video[0].timeoutLengthMs:7000",
-        "x-nv-video[0].framesWithInvalidRefThreshold:0",
-        `x-nv-vqos[0].bw.maximumBitrateKbps:${video.bitrateKbps}`,
-        "x-nv-vqos[0].fec.minRequiredFecPackets:2",
-        `x-nv-vqos[0].bitStreamFormat:${{ h264: 0, hevc: 1, av1: 2 }[video.codec ?? "h264"]}`,
-        "x-nv-video[0].videoEncoderSlicesPerFrame:1",
-        "x-nv-video[0].maxNumReferenceFrames:1",
-        `x-nv-audio.surround.numChannels:${audioChannels}`,
-        `x-nv-audio.surround.channelMask:${CHANNEL_MASK[audioChannels]}`,
-        "x-nv-audio.surround.AudioQuality:0",
-        "x-nv-aqos.packetDuration:5",
-        "x-ml-general.featureFlags:3",
-        "x-nv-general.useReliableUdp:13",
-        `x-ss-general.encryptionEnabled:${encryptionEnabled}`,
-      ].map((a) => `a=${a} `),
-      "",
-    ].join("\r\n");
+    const sdp = announceSdp(this.host, { ...video, audioChannels }, encryptionEnabled);
     expectOk(await req("ANNOUNCE", "streamid=control/13/0", [`Session: ${sessionId}`], sdp), "ANNOUNCE");
     expectOk(await req("PLAY", "/", [`Session: ${sessionId}`]), "PLAY");
     return {
