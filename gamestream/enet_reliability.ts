@@ -282,15 +282,19 @@ export class EnetReliability {
     return acked.command;
   }
 
-  /** Queues a connection-level command (reliable, channel 0xFF, its own sequence). */
-  sendConnectionCommand(body: EnetConnectionCommandBody): void {
+  /**
+   * Queues a connection-level command on channel 0xFF, numbered by the connection sequence. Reliable unless
+   * `reliable` is false, which `enet_peer_disconnect_now` uses: flagged unsequenced, never acknowledged, but
+   * still numbered (ENet numbers every channel-0xFF command).
+   */
+  sendConnectionCommand(body: EnetConnectionCommandBody, reliable = true): void {
     this.#connectionSequence = (this.#connectionSequence + 1) & 0xffff;
-    this.enqueue({
+    this.#enqueue({
       ...body,
       channelId: ENET_CONNECTION_CHANNEL,
       reliableSequenceNumber: this.#connectionSequence,
-      acknowledge: true,
-      unsequenced: false,
+      acknowledge: reliable,
+      unsequenced: !reliable,
     });
   }
 
@@ -314,7 +318,7 @@ export class EnetReliability {
       const startSequenceNumber = (out.reliableSequence + 1) & 0xffff;
       for (let i = 0; i < fragmentCount; i++) {
         const fragmentOffset = i * fragmentLength;
-        this.enqueue({
+        this.#enqueue({
           ...base,
           kind: "send_fragment",
           reliableSequenceNumber: this.#nextReliable(out),
@@ -328,7 +332,7 @@ export class EnetReliability {
         });
       }
     } else if (mode === "reliable") {
-      this.enqueue({
+      this.#enqueue({
         ...base,
         kind: "send_reliable",
         reliableSequenceNumber: this.#nextReliable(out),
@@ -337,7 +341,7 @@ export class EnetReliability {
       });
     } else if (mode === "unreliable") {
       out.unreliableSequence = (out.unreliableSequence + 1) & 0xffff;
-      this.enqueue({
+      this.#enqueue({
         ...base,
         kind: "send_unreliable",
         reliableSequenceNumber: out.reliableSequence,
@@ -347,7 +351,7 @@ export class EnetReliability {
       });
     } else { // fits: an unsequenced command's fixed part (8) is smaller than a fragment's (24)
       this.#outgoingUnsequencedGroup = (this.#outgoingUnsequencedGroup + 1) & 0xffff;
-      this.enqueue({
+      this.#enqueue({
         kind: "send_unsequenced",
         channelId: channel,
         reliableSequenceNumber: 0,
@@ -361,7 +365,7 @@ export class EnetReliability {
   }
 
   /** Queues one command as it is; reliable exactly when it asks for an acknowledgement. */
-  enqueue(command: EnetCommand): void {
+  #enqueue(command: EnetCommand): void {
     const size = encodedCommandSize(command);
     this.#outgoingBytes += size;
     this.#queued.push({
