@@ -19,6 +19,19 @@ import { EnetClientPeer } from "../tests/gamestream_client/enet_client.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** What moonlight-common-c's `enet_host_connect(48 channels)` puts in CONNECT (fork MTU 900, no bandwidth limit). */
+const moonlightConnectParameters = {
+  mtu: 900,
+  windowSize: 65536,
+  channelCount: 48,
+  incomingBandwidth: 0,
+  outgoingBandwidth: 0,
+  packetThrottleInterval: 5000,
+  packetThrottleAcceleration: 2,
+  packetThrottleDeceleration: 2,
+  connectId: 0x0a0b0c0d,
+};
+
 /**
  * A deliberately small ENet client speaking the wire through the codec: connect, reliable in-order receive with
  * fragments, acknowledgements, naive retransmission of everything unacknowledged.
@@ -49,15 +62,7 @@ class TestClient {
       outgoingPeerId: this.clientPeerId,
       incomingSessionId: 0xff,
       outgoingSessionId: 0xff,
-      mtu: 900,
-      windowSize: 65536,
-      channelCount: 48,
-      incomingBandwidth: 0,
-      outgoingBandwidth: 0,
-      packetThrottleInterval: 5000,
-      packetThrottleAcceleration: 2,
-      packetThrottleDeceleration: 2,
-      connectId: 0x12345678,
+      ...moonlightConnectParameters,
       data,
     };
     this.unacked.set("255:1", command);
@@ -253,7 +258,7 @@ Deno.test("connect handshake: VERIFY_CONNECT carries Moonlight's accepted values
   assertEquals(verify.mtu, 900);
   assertEquals(verify.channelCount, 48);
   assertEquals(verify.windowSize, 65536);
-  assertEquals(verify.connectId, 0x12345678);
+  assertEquals(verify.connectId, moonlightConnectParameters.connectId);
   assertEquals(
     [verify.packetThrottleInterval, verify.packetThrottleAcceleration, verify.packetThrottleDeceleration],
     [5000, 2, 2],
@@ -596,17 +601,6 @@ const wire = (text: string) =>
   Uint8Array.from(text.replace(/[\s|]/g, "").match(/../g)!, (b) => parseInt(b, 16));
 const hexOf = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
 const connection = { channelId: 0xff, unsequenced: false } as const;
-const moonlightConnectParameters = {
-  mtu: 900,
-  windowSize: 65536,
-  channelCount: 48,
-  incomingBandwidth: 0,
-  outgoingBandwidth: 0,
-  packetThrottleInterval: 5000,
-  packetThrottleAcceleration: 2,
-  packetThrottleDeceleration: 2,
-  connectId: 0x0a0b0c0d,
-};
 
 const VECTORS: Record<string, { bytes: Uint8Array; header: EnetHeader; commands: EnetCommand[] }> = {
   // Client peer slot 0 connects: no peer ID yet (0xFFF), no session bits; CONNECT is connection command 1.
