@@ -9,13 +9,28 @@ import {
   type EnetCommand,
   type EnetDelivery,
   type EnetEvent,
+  type EnetHeader,
   EnetHostPeer,
   type EnetOutput,
   parseConnectRequest,
 } from "./enet.ts";
+import { EnetClientPeer } from "../tests/gamestream_client/enet_client.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** What moonlight-common-c's `enet_host_connect(48 channels)` puts in CONNECT (fork MTU 900, no bandwidth limit). */
+const moonlightConnectParameters = {
+  mtu: 900,
+  windowSize: 65536,
+  channelCount: 48,
+  incomingBandwidth: 0,
+  outgoingBandwidth: 0,
+  packetThrottleInterval: 5000,
+  packetThrottleAcceleration: 2,
+  packetThrottleDeceleration: 2,
+  connectId: 0x0a0b0c0d,
+};
 
 /**
  * A deliberately small ENet client speaking the wire through the codec: connect, reliable in-order receive with
@@ -47,15 +62,7 @@ class TestClient {
       outgoingPeerId: this.clientPeerId,
       incomingSessionId: 0xff,
       outgoingSessionId: 0xff,
-      mtu: 900,
-      windowSize: 65536,
-      channelCount: 48,
-      incomingBandwidth: 0,
-      outgoingBandwidth: 0,
-      packetThrottleInterval: 5000,
-      packetThrottleAcceleration: 2,
-      packetThrottleDeceleration: 2,
-      connectId: 0x12345678,
+      ...moonlightConnectParameters,
       data,
     };
     this.unacked.set("255:1", command);
@@ -251,7 +258,7 @@ Deno.test("connect handshake: VERIFY_CONNECT carries Moonlight's accepted values
   assertEquals(verify.mtu, 900);
   assertEquals(verify.channelCount, 48);
   assertEquals(verify.windowSize, 65536);
-  assertEquals(verify.connectId, 0x12345678);
+  assertEquals(verify.connectId, moonlightConnectParameters.connectId);
   assertEquals(
     [verify.packetThrottleInterval, verify.packetThrottleAcceleration, verify.packetThrottleDeceleration],
     [5000, 2, 2],
@@ -581,12 +588,219 @@ Deno.test("codec: encode → decode is the identity", () => {
   );
 });
 
-Deno.test("codec: the 48-byte CONNECT layout matches ENet's", () => {
-  const client = new TestClient();
-  const bytes = client.connect(0x01020304, 0x1234);
-  assertEquals(bytes.length, 4 + 48);
-  assertEquals([...bytes.slice(0, 8)], [0x8f, 0xff, 0x12, 0x34, 0x82, 0xff, 0x00, 0x01]);
-  assertEquals([...bytes.slice(-4)], [1, 2, 3, 4]);
+// ---------------------------------------------------------------------------------------------------------------
+// Byte vectors. Both peers (host and test client) use the same codec, so a layout bug there would agree with
+// itself in every round trip. These datagrams are written out by hand from ENet 1.3's `protocol.h` layout
+// (big-endian; header `u16 peerID` with bit 15 = sentTime present, bits 12–13 session, then `u16 sentTime`;
+// command header `u8 command` with 0x80 acknowledge and 0x40 unsequenced, `u8 channelID`,
+// `u16 reliableSequenceNumber`) and from what ENet puts in each field when moonlight-common-c calls
+// `enet_host_connect(48 channels)`, `enet_peer_send`, `enet_peer_ping` and `enet_peer_disconnect_now`.
+
+/** Hex with spaces and `|` as field separators, for readability. */
+const wire = (text: string) =>
+  Uint8Array.from(text.replace(/[\s|]/g, "").match(/../g)!, (b) => parseInt(b, 16));
+const hexOf = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+const connection = { channelId: 0xff, unsequenced: false } as const;
+
+const VECTORS: Record<string, { bytes: Uint8Array; header: EnetHeader; commands: EnetCommand[] }> = {
+  // Client peer slot 0 connects: no peer ID yet (0xFFF), no session bits; CONNECT is connection command 1.
+  connect: {
+    bytes: wire(`8f ff 12 34 | 82 ff 00 01 | 00 00 | ff | ff | 00 00 03 84 | 00 01 00 00 | 00 00 00 30 |
+      00 00 00 00 | 00 00 00 00 | 00 00 13 88 | 00 00 00 02 | 00 00 00 02 | 0a 0b 0c 0d | de ad be ef`),
+    header: { peerId: 0xfff, sessionId: 0, sentTime: 0x1234 },
+    commands: [{
+      ...connection,
+      kind: "connect",
+      reliableSequenceNumber: 1,
+      acknowledge: true,
+      outgoingPeerId: 0,
+      incomingSessionId: 0xff,
+      outgoingSessionId: 0xff,
+      ...moonlightConnectParameters,
+      data: 0xdeadbeef,
+    }],
+  },
+  // Host peer slot 0x123 answers; both sessions become (0xFF + 1) & 3 = 0; throttle and connectID echoed.
+  verify_connect: {
+    bytes: wire(`80 00 12 40 | 83 ff 00 01 | 01 23 | 00 | 00 | 00 00 03 84 | 00 01 00 00 | 00 00 00 30 |
+      00 00 00 00 | 00 00 00 00 | 00 00 13 88 | 00 00 00 02 | 00 00 00 02 | 0a 0b 0c 0d`),
+    header: { peerId: 0, sessionId: 0, sentTime: 0x1240 },
+    commands: [{
+      ...connection,
+      kind: "verify_connect",
+      reliableSequenceNumber: 1,
+      acknowledge: true,
+      outgoingPeerId: 0x123,
+      incomingSessionId: 0,
+      outgoingSessionId: 0,
+      ...moonlightConnectParameters,
+    }],
+  },
+  // An acknowledgement-only datagram carries no sentTime (ENet sets the flag only for reliable commands).
+  acknowledge: {
+    bytes: wire("01 23 | 01 ff 00 01 | 00 01 | 12 40"),
+    header: { peerId: 0x123, sessionId: 0, sentTime: null },
+    commands: [{
+      ...connection,
+      kind: "acknowledge",
+      reliableSequenceNumber: 1,
+      acknowledge: false,
+      receivedReliableSequenceNumber: 1,
+      receivedSentTime: 0x1240,
+    }],
+  },
+  ping: {
+    bytes: wire("81 23 18 00 | 85 ff 00 02"),
+    header: { peerId: 0x123, sessionId: 0, sentTime: 0x1800 },
+    commands: [{ ...connection, kind: "ping", reliableSequenceNumber: 2, acknowledge: true }],
+  },
+  send_reliable: {
+    bytes: wire("81 23 19 00 | 86 00 00 01 | 00 02 | 61 62"),
+    header: { peerId: 0x123, sessionId: 0, sentTime: 0x1900 },
+    commands: [{
+      kind: "send_reliable",
+      channelId: 0,
+      reliableSequenceNumber: 1,
+      acknowledge: true,
+      unsequenced: false,
+      payload: Uint8Array.of(0x61, 0x62),
+    }],
+  },
+  // Unreliable data names the channel's last reliable sequence (none yet: 0) and its own counter.
+  send_unreliable: {
+    bytes: wire("01 23 | 07 03 00 00 | 00 01 | 00 03 | 01 02 03"),
+    header: { peerId: 0x123, sessionId: 0, sentTime: null },
+    commands: [{
+      kind: "send_unreliable",
+      channelId: 3,
+      reliableSequenceNumber: 0,
+      acknowledge: false,
+      unsequenced: false,
+      unreliableSequenceNumber: 1,
+      payload: Uint8Array.of(1, 2, 3),
+    }],
+  },
+  send_unsequenced: {
+    bytes: wire("01 23 | 49 02 00 00 | 00 01 | 00 01 | ff"),
+    header: { peerId: 0x123, sessionId: 0, sentTime: null },
+    commands: [{
+      kind: "send_unsequenced",
+      channelId: 2,
+      reliableSequenceNumber: 0,
+      acknowledge: false,
+      unsequenced: true,
+      unsequencedGroup: 1,
+      payload: Uint8Array.of(0xff),
+    }],
+  },
+  // The second of two fragments of a 1000-byte message at MTU 900 (872 + 128), starting at sequence 1.
+  send_fragment: {
+    bytes: wire(`80 00 1a 00 | 88 01 00 02 | 00 01 | 00 80 | 00 00 00 02 | 00 00 00 01 | 00 00 03 e8 |
+      00 00 03 68 | ${"5a ".repeat(128)}`),
+    header: { peerId: 0, sessionId: 0, sentTime: 0x1a00 },
+    commands: [{
+      kind: "send_fragment",
+      channelId: 1,
+      reliableSequenceNumber: 2,
+      acknowledge: true,
+      unsequenced: false,
+      startSequenceNumber: 1,
+      fragmentCount: 2,
+      fragmentNumber: 1,
+      totalLength: 1000,
+      fragmentOffset: 872,
+      payload: new Uint8Array(128).fill(0x5a),
+    }],
+  },
+  // Graceful (`enet_peer_disconnect`): reliable.
+  disconnect: {
+    bytes: wire("80 00 1a 20 | 84 ff 00 02 | 00 00 00 00"),
+    header: { peerId: 0, sessionId: 0, sentTime: 0x1a20 },
+    commands: [{ ...connection, kind: "disconnect", reliableSequenceNumber: 2, acknowledge: true, data: 0 }],
+  },
+  // `enet_peer_disconnect_now`: unsequenced, unacknowledged, yet numbered like every channel-0xFF command.
+  disconnect_now: {
+    bytes: wire("01 23 | 44 ff 00 03 | 00 00 00 07"),
+    header: { peerId: 0x123, sessionId: 0, sentTime: null },
+    commands: [{
+      kind: "disconnect",
+      channelId: 0xff,
+      reliableSequenceNumber: 3,
+      acknowledge: false,
+      unsequenced: true,
+      data: 7,
+    }],
+  },
+  // Session bits 12–13 (session 2) under the sentTime flag, and two commands in one datagram.
+  session_and_two_commands: {
+    bytes: wire("a1 23 00 05 | 01 00 00 09 | 00 09 | 00 04 | 86 00 00 0a | 00 00"),
+    header: { peerId: 0x123, sessionId: 2, sentTime: 5 },
+    commands: [{
+      kind: "acknowledge",
+      channelId: 0,
+      reliableSequenceNumber: 9,
+      acknowledge: false,
+      unsequenced: false,
+      receivedReliableSequenceNumber: 9,
+      receivedSentTime: 4,
+    }, {
+      kind: "send_reliable",
+      channelId: 0,
+      reliableSequenceNumber: 10,
+      acknowledge: true,
+      unsequenced: false,
+      payload: new Uint8Array(0),
+    }],
+  },
+};
+
+Deno.test("codec vectors: every ENet command encodes to ENet's bytes and decodes from them", () => {
+  for (const [name, vector] of Object.entries(VECTORS)) {
+    assertEquals(
+      hexOf(encodeDatagram(vector.header, vector.commands)),
+      hexOf(vector.bytes),
+      `encode ${name}`,
+    );
+    const decoded = decodeDatagram(vector.bytes);
+    assert(decoded.ok, `decode ${name}`);
+    assertEquals(decoded.datagram, { header: vector.header, commands: vector.commands }, `decode ${name}`);
+  }
+});
+
+Deno.test("wire vectors: both peers put ENet's bytes on the wire, handshake to disconnect", () => {
+  const sent = (datagrams: Uint8Array[]) => datagrams.map(hexOf);
+  const bytesOf = (...names: string[]) => names.map((name) => hexOf(VECTORS[name].bytes));
+  const client = new EnetClientPeer({ connectId: 0x0a0b0c0d });
+  const host = new EnetHostPeer({ incomingPeerId: 0x123 });
+  assertEquals(sent(client.connect(0xdeadbeef, 0x1234).datagrams), bytesOf("connect"));
+  assertEquals(sent(host.receive(VECTORS.connect.bytes, 0x1240).datagramsToSend), bytesOf("verify_connect"));
+  assertEquals(sent(client.receive(VECTORS.verify_connect.bytes, 0x1250).datagrams), bytesOf("acknowledge"));
+  assertEquals(host.receive(VECTORS.acknowledge.bytes, 0x1260).events.map((e) => e.type), ["connect"]);
+  assertEquals(sent(client.tick(0x1800).datagrams), bytesOf("ping"));
+  assertEquals(sent(client.send(0, Uint8Array.of(0x61, 0x62), 0x1900).datagrams), bytesOf("send_reliable"));
+  assertEquals(
+    sent(client.send(3, Uint8Array.of(1, 2, 3), 0x1900, "unreliable").datagrams),
+    bytesOf("send_unreliable"),
+  );
+  assertEquals(
+    sent(client.send(2, Uint8Array.of(0xff), 0x1900, "unsequenced").datagrams),
+    bytesOf("send_unsequenced"),
+  );
+  assertEquals(sent(client.disconnectNow(0x1a00, 7).datagrams), bytesOf("disconnect_now"));
+
+  assert(host.send(1, new Uint8Array(1000).fill(0x5a), true).ok);
+  const fragments = host.tick(0x1a00).datagramsToSend;
+  assertEquals(fragments.map((d) => d.length), [900, 4 + 24 + 128]);
+  assertEquals(
+    hexOf(fragments[0].subarray(0, 28)),
+    hexOf(wire(`80 00 1a 00 | 88 01 00 01 | 00 01 | 03 68 |
+    00 00 00 02 | 00 00 00 00 | 00 00 03 e8 | 00 00 00 00`)),
+  );
+  assertEquals(sent(fragments.slice(1)), bytesOf("send_fragment"));
+  host.disconnect();
+  const disconnect = host.tick(0x1a20).datagramsToSend;
+  // The fragments are unacknowledged but not yet due again (RTT 32 ms from the handshake), so only DISCONNECT leaves.
+  assertEquals(sent(disconnect), bytesOf("disconnect"));
 });
 
 Deno.test("codec: truncated, unknown and compressed datagrams give typed errors", () => {
