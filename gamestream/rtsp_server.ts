@@ -162,6 +162,8 @@ export function startRtspServer(options: RtspServerOptions): RtspServer {
     defence: defenceFromEnv("rtsp"),
     log: options.log,
     serve: (conn) => serveConnection(conn, options, refuse),
+    // The owner's handshake connections are never evicted for strangers' (who are answered 403 anyway).
+    protect: (source) => options.session()?.isOwner(source) ?? false,
   });
   return {
     port: (listener.addr as Deno.NetAddr).port,

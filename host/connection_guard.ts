@@ -165,8 +165,11 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
  * Moonlight itself gives up on a reply after 15 s, so a head not complete after 10 s belongs to no real client.
  */
 export const HEADERS_TIMEOUT_MS = 10_000;
-/** Management bodies are small JSON documents; 30 s leaves room for a slow link, not for a slow-body attack. */
-export const REQUEST_BODY_TIMEOUT_MS = 30_000;
+/**
+ * Management bodies are small JSON documents (at most 4 KiB, mgmt/request_guard.ts): a LAN client sends one in
+ * a single write, so 5 s is generous for a slow link and short for a slow-body attack.
+ */
+export const REQUEST_BODY_TIMEOUT_MS = 5_000;
 /** Node's own keep-alive default: enough for a browser's next request, short enough to free the socket. */
 export const IDLE_TIMEOUT_MS = 5_000;
 

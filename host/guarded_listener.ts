@@ -120,14 +120,26 @@ export function guardNodeServer(server: http.Server, options: GuardedServerOptio
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const entry = byKey.get(keyOf(req.socket));
     if (!entry) return;
-    if (req.socket !== entry.socket) {
+    if (req.socket !== entry.socket && entry.upper !== req.socket) {
+      // Once per TLS socket (not per request: keep-alive would pile up listeners).
       entry.upper = req.socket;
       req.socket.on("error", () => {});
     }
-    // A request in flight is never idle: a pairing request may wait minutes for its PIN.
-    guard.setBusy(entry.ticket, true);
+    // A request being answered is never idle: a pairing request may wait minutes for its PIN. A request
+    // still sending its body is not busy yet, so a client trickling a body holds nothing that a newcomer
+    // cannot evict (the body timeout ends it anyway).
+    let answered = false;
+    const markBusy = () => {
+      if (!answered) guard.setBusy(entry.ticket, true);
+    };
+    const hasBody = req.headers["transfer-encoding"] !== undefined ||
+      Number(req.headers["content-length"] ?? 0) > 0;
+    if (hasBody) req.once("end", markBusy);
+    else markBusy();
     arm(entry, timeouts.requestBodyMs, "request body", () => !req.complete && !res.writableEnded);
     res.once("close", () => {
+      answered = true;
+      req.off("end", markBusy);
       guard.setBusy(entry.ticket, false);
       arm(entry, timeouts.idleMs, "idle");
     });
@@ -218,6 +230,11 @@ export interface GuardedAcceptOptions {
   log: Logger;
   /** Serves one admitted connection; the guard releases it when the promise settles. */
   serve(conn: Deno.Conn): Promise<void>;
+  /**
+   * Whether connections from `source` are protected from eviction for their whole life (RTSP: the session
+   * owner's, so a crowd of strangers' connections can never cut the owner's handshake).
+   */
+  protect?(source: string): boolean;
   /** Wait after a failed accept (EMFILE …) before the next; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -278,6 +295,7 @@ export function runGuardedAcceptLoop(
         if (evicted) closeQuietly(evicted);
       }
       const ticket = admission.ticket;
+      if (options.protect?.(source)) guard.setBusy(ticket, true);
       open.set(ticket.id, conn);
       const deadline = setTimeout(() => {
         guard.countTimeout();

@@ -287,3 +287,73 @@ Deno.test({
     assert(refused, "closed by its owner, the listener stays closed");
   },
 });
+
+Deno.test({
+  name: "node:http: a client trickling a request body holds nothing a newcomer cannot evict",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.end("ok"));
+    });
+    // Body timeout far beyond the test, so only eviction can free the slots.
+    const defence: ListenerDefence = {
+      limits: { maxConnections: 2, maxPerSource: 2 },
+      timeouts: { handshakeMs: 10_000, headersMs: 10_000, requestBodyMs: 60_000, idleMs: 10_000 },
+    };
+    const guard = guardNodeServer(server, { name: "test", defence, log });
+    const port = await listen(server);
+    const trickle = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n";
+    try {
+      const tricklers = await Promise.all([1, 2].map(() => connect(port, "127.0.0.7", trickle)));
+      await waitFor(() => guard.open === 2);
+      const newcomer = await connect(port, "127.0.0.8", REQUEST);
+      await within(newcomer.closed, 5_000, "newcomer served");
+      assert(newcomer.data().startsWith("HTTP/1.1 200"), newcomer.data());
+      assert(guard.counters.evicted_idle >= 1);
+      tricklers.forEach((c) => c.socket.destroy());
+    } finally {
+      await closeServer(server);
+    }
+  },
+});
+
+Deno.test({
+  name: "accept loop: a protected source's connection is never evicted for strangers'",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const defence: ListenerDefence = {
+      limits: { maxConnections: 2, maxPerSource: 2 },
+      timeouts: { handshakeMs: 10_000, headersMs: 10_000, requestBodyMs: 10_000, idleMs: 10_000 },
+    };
+    const guard = runGuardedAcceptLoop(listener, {
+      name: "test",
+      defence,
+      log,
+      protect: (source) => source === "127.0.0.1",
+      serve: async (conn) => {
+        await conn.read(new Uint8Array(16)); // held until the peer or an eviction closes it
+      },
+    });
+    try {
+      const owner = await connect(port, "127.0.0.1");
+      await waitFor(() => guard.openFrom("127.0.0.1") === 1);
+      // Strangers churn through the one remaining slot, each evicting the previous stranger, never the owner.
+      const strangers = [];
+      for (const address of ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]) {
+        strangers.push(await connect(port, address));
+        await waitFor(() => guard.openFrom(address) === 1 || guard.counters.refused_total > 0);
+      }
+      assertEquals(guard.openFrom("127.0.0.1"), 1, "the owner's connection is still open");
+      assert(!owner.socket.destroyed);
+      strangers.forEach((c) => c.socket.destroy());
+      owner.socket.destroy();
+    } finally {
+      listener.close();
+    }
+  },
+});

@@ -11,7 +11,7 @@ export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 const BODYLESS_METHODS = new Set(["GET", "HEAD"]);
 /** A Host header is a DNS name or IP literal with an optional port — anything else could rewrite the URL path. */
-const HOST_HEADER = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+const HOST_HEADER = /^(?:[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 /** The request cannot become a fetch `Request` (bad Host header, header value fetch refuses): a 400. */
 export class BadRequestError extends Error {
@@ -64,7 +64,11 @@ export function toFetchRequest(req: http.IncomingMessage, scheme: "http" | "http
   }
   const method = req.method ?? "GET";
   const abort = new AbortController();
-  req.socket.once("close", () => abort.abort());
+  // Aborts the handler when the client goes away mid-request; removed when the request ends, so a keep-alive
+  // connection does not gather one listener per request.
+  const onClose = () => abort.abort();
+  req.socket.once("close", onClose);
+  req.once("close", () => req.socket.off("close", onClose));
   return new Request(url, {
     method,
     headers,

@@ -212,3 +212,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test("adapter: a keep-alive connection does not gather a listener per request", async () => {
+  const { default: http } = await import("node:http");
+  const { fetchRequestListener } = await import("./fetch_adapter.ts");
+  let socket: net.Socket | undefined;
+  const server = http.createServer(
+    fetchRequestListener(() => Response.json({ ok: true }), "http", log),
+  );
+  server.on("connection", (s: net.Socket) => socket = s);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const listenersAfter = async (requests: number) => {
+      for (let i = 0; i < requests; i++) {
+        await new Promise<void>((resolve, reject) =>
+          http.get({ host: "127.0.0.1", port, path: "/", agent }, (res) => {
+            res.resume();
+            res.on("end", resolve);
+          }).on("error", reject)
+        );
+      }
+      return socket!.listenerCount("close");
+    };
+    const afterOne = await listenersAfter(1);
+    assertEquals(await listenersAfter(30), afterOne, "close listeners grew with the requests");
+  } finally {
+    agent.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
