@@ -77,7 +77,7 @@ Deno.test({
         let clearedAtMs = 0;
         await waitUntil("video_streaming false", async () => {
           const body = await status(api);
-          if (body.video_streaming === false) clearedAtMs = Date.now();
+          if (body.video_streaming === false && clearedAtMs === 0) clearedAtMs = Date.now();
           return body.video_streaming === false && body.live === null && body.stream === null;
         });
         const termination = await waitUntil(
@@ -155,6 +155,10 @@ Deno.test({
         );
         const stats = client.video!.stats();
         assertEquals(stat(client, "idr_frames"), idrBefore + 1, JSON.stringify(stats));
+        // The failed encoder made frames 1–180; the next encoder's first frame, 181, is the IDR (one frame
+        // interval later, well within the 1 s the task allows).
+        const idrFrames = client.video!.events().filter((e) => e.event === "idr").map((e) => e.frame_index);
+        assertEquals(idrFrames.at(-1), 181, JSON.stringify(idrFrames));
         assertEquals(Number(stats.decode_errors ?? 0), 0, JSON.stringify(stats));
         assertEquals(Number(stats.frames_lost ?? 0), 0, JSON.stringify(stats));
         assertEquals(Number(stats.frames_undecodable ?? 0), 0, JSON.stringify(stats));
