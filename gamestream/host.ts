@@ -581,6 +581,7 @@ export class GameStreamHost {
   /** Starts polling the session's native workers; one that dies ends the session with its reason. */
   #watch(session: ActiveSession, video: VideoSenderHandle, audio: MediaSessionHandle): void {
     const log = this.options.log;
+    const errorCounts = new Map<string, number>();
     const watch = new SessionWatch([{ name: "video", handle: video }, { name: "audio", handle: audio }], {
       dead: (reason) => {
         if (this.#session !== session || session.watch !== watch) return;
@@ -595,7 +596,12 @@ export class GameStreamHost {
             reason: String(event.reason),
           });
         } else if (event.event === "error") {
-          log.warn("native media error", { worker, message: String(event.message) });
+          // Logged at counts 1, 2, 4, …: a worker failing every frame cannot flood the log.
+          const count = (errorCounts.get(worker) ?? 0) + 1;
+          errorCounts.set(worker, count);
+          if ((count & (count - 1)) === 0) {
+            log.warn("native media error", { worker, message: String(event.message), count });
+          }
         } else if (event.event === "events_dropped") {
           log.debug("native media events dropped", { worker, count: Number(event.count) });
         }
