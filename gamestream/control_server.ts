@@ -48,6 +48,8 @@ export interface ControlSessionHandler {
 
 export interface ControlConnection {
   readonly remote: string;
+  /** ENet's smoothed round-trip estimate of this peer, from acknowledgements of what the host sent. */
+  readonly roundTripMs: number;
   send(type: number, payload: Uint8Array): void;
   /** Sends `payload` reliably, then disconnects once it is acknowledged (or the peer is gone). */
   close(finalType?: number, finalPayload?: Uint8Array): void;
@@ -282,6 +284,9 @@ export class ControlEndpoint {
       closing: false,
       connection: {
         remote: key,
+        get roundTripMs() {
+          return entry.peer.stats.roundTripMs;
+        },
         send: (type, payload) => {
           if (!entry.cipher || entry.closing) return;
           entry.peer.send(0, entry.cipher.seal(type, payload), true);

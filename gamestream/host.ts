@@ -34,13 +34,20 @@ import type { CodecSupport } from "./nvhttp_xml.ts";
 import { gameStreamPorts, normalizeAddress, RtspSession } from "./rtsp.ts";
 import type { GameStreamPorts, NegotiatedStreams, RtspSessionAction } from "./rtsp.ts";
 import { startRtspServer } from "./rtsp_server.ts";
+import { classifyFecStatus, liveFigures, SessionWatch } from "./session_watch.ts";
+import type { FecTally } from "./session_watch.ts";
 import type { RtspServer } from "./rtsp_server.ts";
 import { ML_FF_SESSION_ID_V1, SS_ENC_AUDIO, SS_ENC_VIDEO } from "./sdp.ts";
 import { GameStreamPairing } from "../pairing/gamestream_pairing.ts";
 import type { GameStreamTrustStore } from "../pairing/trust_store.ts";
 import type { Logger } from "../host/log.ts";
 import type { RuntimeStatus } from "../mgmt/mod.ts";
-import type { MediaSessionHandle, NativeCore, VideoSenderHandle } from "../host/native_abi.ts";
+import type {
+  MediaSessionHandle,
+  NativeCore,
+  VideoFaultInjection,
+  VideoSenderHandle,
+} from "../host/native_abi.ts";
 
 /** Where "Desktop" comes from until per-client virtual displays exist (issue 4, item 7). */
 export type DesktopSource = { kind: "x11"; display: string } | { kind: "synthetic" };
@@ -73,6 +80,11 @@ export interface GameStreamHostOptions {
    * kept for `/resume`; 0 ends it at once. Default 0 here; `serve` passes `--gamestream-resume-grace`.
    */
   resumeGraceMs?: number;
+  /**
+   * TEST FAULT INJECTION for the native video sender (`PUNKTFUNK_TEST_VIDEO_FAULT`, read by `serve`): deliberate
+   * encoder failures or a killed worker, to prove the session watch and the encoder fallback. Never set otherwise.
+   */
+  videoFault?: VideoFaultInjection;
 }
 
 interface ActiveSession {
@@ -94,6 +106,12 @@ interface ActiveSession {
   startedMs: number;
   /** Set while the client is gone and the session waits for `/resume` (media stopped, app kept). */
   suspended: { sinceMs: number; timer: ReturnType<typeof setTimeout> } | null;
+  /** Polls the native workers while media runs (null before PLAY and while suspended). */
+  watch: SessionWatch | null;
+  /** IDR and reference-invalidation requests from the client's control stream. */
+  idrRequests: number;
+  /** FEC blocks the client reported repaired or lost (its 0x5502 FEC status messages). */
+  fec: FecTally;
 }
 
 /** Bitrate bounds: below 500 kbit/s nothing is watchable; x264 on 2 cores tops out far below 150 Mbit/s. */
@@ -101,6 +119,12 @@ const MIN_BITRATE_KBPS = 500;
 const MAX_BITRATE_KBPS = 150_000;
 /** Sunshine's ping_timeout: a launch whose client never connects the control stream is dropped. */
 const LAUNCH_TIMEOUT_MS = 10_000;
+/**
+ * Termination reason when the host ends a session because its media failed: E_FAIL, a generic HRESULT failure.
+ * Moonlight treats every reason but the graceful one as an error and shows its code, so the user learns the
+ * stream died instead of seeing a clean "stream ended".
+ */
+export const TERMINATION_HOST_ERROR = 0x80004005;
 /** 1×1 transparent PNG: box art placeholder until apps have images. */
 const PLACEHOLDER_PNG = Uint8Array.from(
   atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
@@ -216,10 +240,20 @@ export class GameStreamHost {
     return this.#session ? this.#session.request.appId ?? DESKTOP_APP_ID : 0;
   }
 
-  status(): Pick<RuntimeStatus, "video_streaming" | "audio_streaming" | "session" | "stream"> {
+  status(): Pick<RuntimeStatus, "video_streaming" | "audio_streaming" | "session" | "stream" | "live"> {
     const session = this.#session;
     const negotiated = session?.negotiated;
+    const snapshot = session?.video ? session.watch?.snapshot : null;
     return {
+      live: session && snapshot
+        ? liveFigures(snapshot.stats, {
+          clientAddress: session.watch?.clientAddress ?? session.ownerIp,
+          idrRequests: session.idrRequests,
+          fec: session.fec,
+          rttMs: session.control?.roundTripMs ?? null,
+          nowMs: snapshot.atMs,
+        })
+        : null,
       video_streaming: session?.video !== null && session?.video !== undefined,
       audio_streaming: session?.audio !== null && session?.audio !== undefined,
       session: session
@@ -259,14 +293,15 @@ export class GameStreamHost {
     return removed;
   }
 
-  /** Idempotent. */
-  async stopSession(reason: string): Promise<void> {
+  /** Idempotent. `termination` is the reason code the client's control stream is sent (graceful by default). */
+  async stopSession(reason: string, termination?: number): Promise<void> {
     const session = this.#session;
     if (!session) return;
     this.#session = null;
+    session.watch?.stop();
     if (session.suspended) clearTimeout(session.suspended.timer);
     this.options.log.info("GameStream session ending", { reason });
-    session.control?.close(CONTROL_TYPE.TERMINATION, terminationPayload());
+    session.control?.close(CONTROL_TYPE.TERMINATION, terminationPayload(termination));
     const video = session.video;
     const audio = session.audio;
     session.video = null;
@@ -414,6 +449,9 @@ export class GameStreamHost {
       control: null,
       startedMs: Date.now(),
       suspended: null,
+      watch: null,
+      idrRequests: 0,
+      fec: { recovered: 0, failed: 0 },
     };
     this.options.log.info("GameStream launch", {
       kind,
@@ -466,6 +504,7 @@ export class GameStreamHost {
       key,
       bind: `${options.bind}:${this.ports.video}`,
       loss_ppm: options.videoLossPpm ?? 0,
+      ...(options.videoFault ? { fault: options.videoFault } : {}),
       gamestream: {
         packet_size: video.packetSize,
         min_required_fec: video.minRequiredFecPackets,
@@ -530,6 +569,7 @@ export class GameStreamHost {
       return;
     }
     session.audio = audioHandle;
+    this.#watch(session, videoHandle, audioHandle);
     options.log.info("GameStream streams started", {
       video:
         `${videoConfig.width}x${videoConfig.height}@${videoConfig.fps} ${video.codec} ${session.bitrateKbps} kbit/s`,
@@ -538,6 +578,39 @@ export class GameStreamHost {
       video_encrypted: videoConfig.gamestream.encrypt,
       audio_encrypted: encryptAudio,
     });
+  }
+
+  /** Starts polling the session's native workers; one that dies ends the session with its reason. */
+  #watch(session: ActiveSession, video: VideoSenderHandle, audio: MediaSessionHandle): void {
+    const log = this.options.log;
+    const errorCounts = new Map<string, number>();
+    const watch = new SessionWatch([{ name: "video", handle: video }, { name: "audio", handle: audio }], {
+      dead: (reason) => {
+        if (this.#session !== session || session.watch !== watch) return;
+        log.error("GameStream media worker died, ending the session", { reason });
+        void this.stopSession(reason, TERMINATION_HOST_ERROR);
+      },
+      event: (worker, event) => {
+        if (event.event === "encoder_fallback") {
+          log.warn("video encoder failed; the next encoder of the chain took over with an IDR", {
+            from: String(event.from),
+            to: String(event.to),
+            reason: String(event.reason),
+          });
+        } else if (event.event === "error") {
+          // Logged at counts 1, 2, 4, …: a worker failing every frame cannot flood the log.
+          const count = (errorCounts.get(worker) ?? 0) + 1;
+          errorCounts.set(worker, count);
+          if ((count & (count - 1)) === 0) {
+            log.warn("native media error", { worker, message: String(event.message), count });
+          }
+        } else if (event.event === "events_dropped") {
+          log.debug("native media events dropped", { worker, count: Number(event.count) });
+        }
+      },
+    });
+    session.watch = watch;
+    watch.start();
   }
 
   /**
@@ -585,6 +658,8 @@ export class GameStreamHost {
       if (this.#session === session) void this.stopSession("resume grace period over");
     }, graceMs);
     session.suspended = { sinceMs: Date.now(), timer };
+    session.watch?.stop();
+    session.watch = null;
     this.options.log.info("GameStream client gone; session kept for resume", {
       cause,
       app: appId,
@@ -602,7 +677,11 @@ export class GameStreamHost {
     switch (message.kind) {
       case "idr_request":
       case "invalidate_refs": // no encoder here supports RFI, so invalidation becomes an IDR (as Sunshine does)
+        session.idrRequests++;
         session.video?.requestIdr();
+        return;
+      case "fec_status":
+        session.fec[classifyFecStatus(message)]++;
         return;
       case "start_b":
         // The client is ready for host messages: tell it the stream's dynamic range (always SDR here: no

@@ -401,6 +401,19 @@ export interface VideoSenderConfig {
   loss_ppm?: number;
   loss_seed?: number;
   max_frames?: number;
+  /** TEST FAULT INJECTION: deliberate failures (tests only; see `VideoFaultInjection`). */
+  fault?: VideoFaultInjection;
+}
+
+/**
+ * TEST FAULT INJECTION for a video sender (native-core/src/pipeline/config.rs `FaultInjection`); counts are frames
+ * the session encoded. Proves the session watch and the encoder fallback; never set by production paths.
+ */
+export interface VideoFaultInjection {
+  /** The encoder fails once at this frame (as a libav error would); the next encoder of the chain takes over. */
+  fail_encoder_after_frames?: number;
+  /** The encode thread panics at this frame: the worker dies and the session must end. */
+  kill_worker_after_frames?: number;
 }
 
 export interface VideoReceiverConfig {

@@ -12,6 +12,7 @@ import { availableCodecs, NativeCore } from "./native_abi.ts";
 import type { EncoderProbeReport } from "./native_abi.ts";
 import { StateDb } from "./state_db.ts";
 import { CodecAdvertiser, currentMachineKey, SpeedCache } from "./codec_speed.ts";
+import { parseVideoFault, TEST_VIDEO_FAULT_ENV } from "./test_fault.ts";
 import { idleGameStreamControl, idleNativeControl } from "./idle_planes.ts";
 import { GAMESTREAM_APP_VERSION, GFE_VERSION, VERSION } from "./version.ts";
 import { GameStreamTrustStore, NativeTrustStore } from "../pairing/mod.ts";
@@ -148,6 +149,10 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
     let gamestreamControl: GameStreamControl = idleGameStreamControl(gamestreamStore);
     if (config.gamestream.enabled) {
       const gs = config.gamestream;
+      const testVideoFault = parseVideoFault(Deno.env.get(TEST_VIDEO_FAULT_ENV));
+      if (testVideoFault) {
+        log.warn("TEST FAULT INJECTION active: streams will fail on purpose", { ...testVideoFault });
+      }
       const injector = await openInputBackend(native, gs.x11Display, log.child("input"));
       lifecycle.onShutdown("input", () => injector.close());
       gamestream = new GameStreamHost({
@@ -165,6 +170,7 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
         input: injector,
         audioSource: gs.audioSource,
         resumeGraceMs: gs.resumeGraceSeconds * 1000,
+        videoFault: testVideoFault ?? undefined,
         log: log.child("gamestream"),
       });
       await gamestream.start();
@@ -215,6 +221,7 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
       paired_clients: gamestreamStore.count(),
       session: null,
       stream: null,
+      live: null,
       ...gamestream?.status(),
     });
     const mgmt = createMgmtApp({

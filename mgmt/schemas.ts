@@ -73,6 +73,57 @@ export const StreamInfoSchema = z.object({
   codec: ApiCodecSchema,
 }).openapi("StreamInfo", { description: "RTSP-negotiated stream parameters." });
 
+const uint64 = () => z.number().int().min(0).openapi({ format: "int64" });
+
+export const LatencyPercentilesSchema = z.object({
+  p50: z.number().min(0),
+  p99: z.number().min(0),
+}).openapi("LatencyPercentiles", { description: "Percentiles in microseconds." });
+
+export const LiveStreamSchema = z.object({
+  client_address: z.string().openapi({
+    description: "Where video goes: the client's IP:port learned from its ping (its IP before that).",
+  }),
+  encoder: z.string().openapi({ description: 'libavcodec encoder in use, e.g. `"libx264"`.' }),
+  encoder_fallbacks: uint32().openapi({
+    description: "Mid-stream switches to the next encoder of the chain after an encoder failure.",
+  }),
+  fps: z.number().min(0).openapi({
+    description: "Video frames sent per second over the last interval (≈ 1 s).",
+  }),
+  bitrate_kbps: z.number().min(0).openapi({
+    description: "Measured video send rate over the last interval, FEC and headers included (kbit/s).",
+  }),
+  target_bitrate_kbps: uint32().openapi({ description: "The encoder's target bit rate (kbit/s)." }),
+  frames_sent: uint64(),
+  packets_sent: uint64().openapi({ description: "Video datagrams sent, parity included." }),
+  keyframes_sent: uint64().openapi({
+    description: "IDR frames sent (the first, requested ones, fallbacks).",
+  }),
+  idr_requests: uint64().openapi({
+    description: "IDR (and reference-invalidation) requests received from the client's control stream.",
+  }),
+  fec_recovered: uint64().openapi({
+    description: "FEC blocks the client reports it repaired (Sunshine FEC status messages; 0 when the " +
+      "client sends none, which it does only after a loss).",
+  }),
+  fec_failed: uint64().openapi({
+    description: "FEC blocks the client reports it could not repair (too few shards arrived).",
+  }),
+  host_processing_us: LatencyPercentilesSchema.openapi({
+    description: "Capture to last packet handed to the kernel, per frame, over the whole session.",
+  }),
+  rtt_ms: z.union([z.null(), z.number().min(0)]).openapi({
+    description: "ENet's smoothed round-trip estimate of the control stream (starts at 500 ms, moves 1/8 " +
+      "toward each acknowledged reliable command); null without a control stream. The media path's RTT " +
+      "is not measured.",
+  }),
+  updated_unix_ms: uint64().openapi({ description: "When these figures were read from the native session." }),
+}).openapi("LiveStream", {
+  description: "Live figures of the running GameStream session, from the native session's snapshot " +
+    "(read every second) and the control stream.",
+});
+
 export const RuntimeStatusSchema = z.object({
   video_streaming: z.boolean().openapi({ description: "True while the video stream is running." }),
   audio_streaming: z.boolean().openapi({ description: "True while the audio stream is running." }),
@@ -86,6 +137,10 @@ export const RuntimeStatusSchema = z.object({
   }),
   stream: z.union([z.null(), StreamInfoSchema]).optional().openapi({
     description: "The RTSP-negotiated stream parameters (present once a client has completed ANNOUNCE).",
+  }),
+  live: z.union([z.null(), LiveStreamSchema]).optional().openapi({
+    description: "Live figures of the running stream (null until the native session's first snapshot, and " +
+      "when nothing streams). Not in the original's schema: an addition.",
   }),
 }).openapi("RuntimeStatus", { description: "Live host status (changes as clients launch/end sessions)." });
 
@@ -210,6 +265,7 @@ export const FingerprintParamSchema = z.object({
 export type Health = z.infer<typeof HealthSchema>;
 export type HostInfo = z.infer<typeof HostInfoSchema>;
 export type RuntimeStatus = z.infer<typeof RuntimeStatusSchema>;
+export type LiveStream = z.infer<typeof LiveStreamSchema>;
 export type AvailableCompositor = z.infer<typeof AvailableCompositorSchema>;
 export type PairedClient = z.infer<typeof PairedClientSchema>;
 export type PairingCeremony = z.infer<typeof PairingCeremonySchema>;

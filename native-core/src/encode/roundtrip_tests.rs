@@ -773,3 +773,53 @@ proptest! {
         }
     }
 }
+
+/// Encodes `count` frames from `start` into `dec`; every packet must decode to a picture.
+fn encode_and_decode(
+    enc: &mut VideoEncoder,
+    dec: &mut VideoDecoder,
+    start: u64,
+    count: u64,
+) -> Vec<EncodedFrame> {
+    let settings = enc.settings().clone();
+    let mut packets = Vec::new();
+    for i in start..start + count {
+        let frame = test_pattern::moving_square(settings.width, settings.height, i);
+        if let Some(packet) = enc.encode(&frame, false).unwrap() {
+            dec.decode(&packet.data)
+                .unwrap_or_else(|e| panic!("{}: frame {i}: {e}", enc.chosen()))
+                .unwrap_or_else(|| panic!("{}: frame {i}: no picture", enc.chosen()));
+            packets.push(packet);
+        }
+    }
+    packets
+}
+
+#[test]
+fn a_failed_libx264_falls_back_to_a_fresh_instance_whose_first_frame_is_an_idr() {
+    let settings = named(Codec::H264, "libx264", 320, 240, 1000);
+    let mut enc = open(&settings);
+    let mut dec = VideoDecoder::open(Codec::H264).unwrap();
+    let before = encode_and_decode(&mut enc, &mut dec, 0, 10);
+    assert_eq!(before.iter().filter(|p| p.keyframe).count(), 1);
+    // libx264 is the last of the H.264 chain: its fallback is a fresh libx264.
+    let mut fallback = enc.open_fallback().unwrap();
+    assert_eq!(fallback.chosen(), "libx264");
+    let after = encode_and_decode(&mut fallback, &mut dec, 10, 10);
+    assert!(
+        after[0].keyframe,
+        "the first frame after the fallback is an IDR"
+    );
+    assert_eq!(after.iter().filter(|p| p.keyframe).count(), 1);
+}
+
+#[test]
+fn a_failed_svt_av1_falls_back_to_the_next_encoder_of_the_chain() {
+    let settings = named(Codec::Av1, "libsvtav1", 320, 240, 1000);
+    let enc = open(&settings);
+    let mut fallback = enc.open_fallback().unwrap();
+    assert_eq!(fallback.chosen(), "libaom-av1");
+    let mut dec = VideoDecoder::open(Codec::Av1).unwrap();
+    let after = encode_and_decode(&mut fallback, &mut dec, 0, 5);
+    assert!(after[0].keyframe);
+}

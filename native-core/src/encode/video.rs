@@ -283,6 +283,30 @@ fn candidates_for(settings: &EncoderSettings) -> Result<Vec<Candidate>, EncodeEr
     }
 }
 
+/// The candidates tried when `failed` breaks mid-stream, in order: those after it in the chain its
+/// preference allows (a hardware encoder falls back to the next backend, ending with software). A
+/// software encoder at the end of the chain gets one fresh instance of itself: its failures are
+/// state (a bad frame, an internal error), not a device that is gone.
+fn fallback_chain(
+    settings: &EncoderSettings,
+    failed: &Candidate,
+) -> Result<Vec<Candidate>, EncodeError> {
+    let mut chain_settings = settings.clone();
+    // A named encoder that breaks falls back like the automatic choice would have.
+    if matches!(chain_settings.preference, EncoderPreference::Named(_)) {
+        chain_settings.preference = EncoderPreference::Auto;
+    }
+    let chain = candidates_for(&chain_settings)?;
+    let after: Vec<Candidate> = match chain.iter().position(|c| c.encoder == failed.encoder) {
+        Some(index) => chain[index + 1..].to_vec(),
+        None => chain,
+    };
+    if after.is_empty() && failed.backend == Backend::Software {
+        return Ok(vec![*failed]);
+    }
+    Ok(after)
+}
+
 /// Name of one attempt of a plan, for skip records.
 fn attempt_label(candidate: &Candidate, plan: &Plan, attempt: usize) -> String {
     let low_power = plan.attempts[attempt]
@@ -441,6 +465,37 @@ impl VideoEncoder {
         }
         Err(EncodeError::NoEncoder {
             codec: settings.codec,
+            skipped,
+        })
+    }
+
+    /// After this encoder failed mid-stream: opens the next encoder of its chain (see
+    /// [`fallback_chain`]) at the current bit rate. Its first frame is an IDR with parameter sets,
+    /// so a client resumes decoding from it. Errors like [`VideoEncoder::open`] when nothing opens.
+    pub fn open_fallback(&self) -> Result<VideoEncoder, EncodeError> {
+        let chain = fallback_chain(&self.settings, &self.candidate)?;
+        let mut settings = self.settings.clone();
+        let mut skipped = Vec::new();
+        for candidate in chain {
+            settings.preference = EncoderPreference::Named(candidate.encoder.to_string());
+            match VideoEncoder::open(&settings) {
+                Ok(mut opened) => {
+                    skipped.append(&mut opened.skipped);
+                    opened.skipped = skipped;
+                    opened.force_next_key = true;
+                    return Ok(opened);
+                }
+                Err(EncodeError::NoEncoder { skipped: mut s, .. }) => skipped.append(&mut s),
+                Err(EncodeError::Unsupported(reason)) => skipped.push(SkippedEncoder {
+                    encoder: candidate.encoder.to_string(),
+                    kind: SkipKind::Unsupported,
+                    reason,
+                }),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(EncodeError::NoEncoder {
+            codec: self.settings.codec,
             skipped,
         })
     }
@@ -728,6 +783,34 @@ mod tests {
         let mut s = EncoderSettings::new(Codec::H264, 320, 240, 30, 1000);
         s.preference = EncoderPreference::Named("libx264".into());
         s
+    }
+
+    fn candidate(name: &str) -> Candidate {
+        *CANDIDATES.iter().find(|c| c.encoder == name).unwrap()
+    }
+
+    fn chain_names(settings: &EncoderSettings, failed: &str) -> Vec<&'static str> {
+        fallback_chain(settings, &candidate(failed))
+            .unwrap()
+            .iter()
+            .map(|c| c.encoder)
+            .collect()
+    }
+
+    #[test]
+    fn fallback_walks_the_chain_from_hardware_to_software() {
+        let h264 = EncoderSettings::new(Codec::H264, 320, 240, 30, 1000);
+        assert_eq!(chain_names(&h264, "h264_nvenc"), ["h264_vaapi", "libx264"]);
+        assert_eq!(chain_names(&h264, "h264_vaapi"), ["libx264"]);
+        // The end of the chain is software: one fresh instance of it.
+        assert_eq!(chain_names(&h264, "libx264"), ["libx264"]);
+        // A named encoder falls back along the automatic chain.
+        assert_eq!(chain_names(&x264_settings(), "libx264"), ["libx264"]);
+        let mut av1 = EncoderSettings::new(Codec::Av1, 320, 240, 30, 1000);
+        assert_eq!(chain_names(&av1, "av1_vaapi"), ["libsvtav1", "libaom-av1"]);
+        assert_eq!(chain_names(&av1, "libsvtav1"), ["libaom-av1"]);
+        av1.preference = EncoderPreference::Software;
+        assert_eq!(chain_names(&av1, "libaom-av1"), ["libaom-av1"]);
     }
 
     #[test]

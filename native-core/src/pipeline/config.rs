@@ -63,6 +63,53 @@ pub struct PipelineConfig {
     pub loss_seed: u64,
     /// Stop after this many frames (tests); None = until stopped.
     pub max_frames: Option<u64>,
+    /// TEST FAULT INJECTION: deliberate failures to prove the session watch and encoder fallback.
+    pub fault: FaultInjection,
+}
+
+/// TEST FAULT INJECTION (config key `fault`): never set by production code paths. Counts are frames
+/// the encode thread produced since the session started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultInjection {
+    /// The encoder "fails" once, at this frame, through the same path as a real libav error.
+    pub fail_encoder_after_frames: Option<u64>,
+    /// The encode thread panics at this frame: the worker dies as a crash would end it.
+    pub kill_worker_after_frames: Option<u64>,
+}
+
+impl FaultInjection {
+    fn from_json(root: &Value) -> Result<Self, String> {
+        let Some(fault) = field(root, "fault") else {
+            return Ok(Self::default());
+        };
+        if !fault.is_object() {
+            return Err("fault must be an object".into());
+        }
+        let count = |name: &str| -> Result<Option<u64>, String> {
+            match field(fault, name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .map(Some)
+                    .ok_or_else(|| format!("fault.{name} must be an integer of at least 1")),
+            }
+        };
+        if let Some(unknown) = fault
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .find(|k| {
+                !["fail_encoder_after_frames", "kill_worker_after_frames"].contains(&k.as_str())
+            })
+        {
+            return Err(format!("fault.{unknown} is not a known fault"));
+        }
+        Ok(Self {
+            fail_encoder_after_frames: count("fail_encoder_after_frames")?,
+            kill_worker_after_frames: count("kill_worker_after_frames")?,
+        })
+    }
 }
 
 pub(crate) fn field<'a>(root: &'a Value, name: &str) -> Option<&'a Value> {
@@ -273,6 +320,7 @@ impl PipelineConfig {
                 .and_then(Value::as_u64)
                 .unwrap_or(1),
             max_frames,
+            fault: FaultInjection::from_json(&root)?,
         })
     }
 }
@@ -368,6 +416,33 @@ mod tests {
         for (json, needle) in cases {
             let error = PipelineConfig::from_json(json).unwrap_err();
             assert!(error.contains(needle), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn fault_injection_is_off_by_default_and_validated() {
+        assert_eq!(
+            PipelineConfig::from_json(MINIMAL).unwrap().fault,
+            FaultInjection::default()
+        );
+        let with = |fault: &str| {
+            PipelineConfig::from_json(&MINIMAL.replace('}', &format!(",\"fault\":{fault}}}")))
+        };
+        let config =
+            with(r#"{"fail_encoder_after_frames":30,"kill_worker_after_frames":90}"#).unwrap();
+        assert_eq!(config.fault.fail_encoder_after_frames, Some(30));
+        assert_eq!(config.fault.kill_worker_after_frames, Some(90));
+        for (fault, needle) in [
+            (r#"{"fail_encoder_after_frames":0}"#, "at least 1"),
+            (
+                r#"{"kill_worker_after_frames":"x"}"#,
+                "kill_worker_after_frames",
+            ),
+            (r#"{"explode":1}"#, "fault.explode is not a known fault"),
+            ("[]", "fault must be an object"),
+        ] {
+            let error = with(fault).unwrap_err();
+            assert!(error.contains(needle), "{fault}: {error}");
         }
     }
 

@@ -573,4 +573,83 @@ mod tests {
             "{stats}"
         );
     }
+
+    fn sender_with_fault(fault: &str) -> (VideoSender, u16) {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let host_port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let sender_json = format!(
+            r#"{{"key":"{KEY}","fec":{{"scheme":"gf8","percent":20}},"width":320,"height":240,"fps":60,"bitrate_kbps":2000,"encoder":"libx264","bind":"127.0.0.1:{host_port}","gamestream":{{"packet_size":1024,"ping_payload":"{PING}"}},"fault":{fault}}}"#
+        );
+        let sender = VideoSender::start(PipelineConfig::from_json(&sender_json).unwrap()).unwrap();
+        (sender, host_port)
+    }
+
+    fn client_of(host_port: u16) -> Worker {
+        let receiver_json = format!(
+            r#"{{"host":"127.0.0.1:{host_port}","bind":"127.0.0.1:0","packet_size":1024,"ping_payload":"{PING}"}}"#
+        );
+        start_gs_video_receiver(GsVideoReceiverConfig::from_json(&receiver_json).unwrap()).unwrap()
+    }
+
+    fn sender_events(sender: &VideoSender) -> String {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = sender.drain_events(&mut buf);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// TEST FAULT INJECTION `fail_encoder_after_frames`: the encoder fails mid-stream, the next one
+    /// of the chain takes over with an IDR, and the client keeps decoding without a lost frame.
+    #[test]
+    fn an_encoder_failure_falls_back_and_the_client_keeps_decoding_after_one_idr() {
+        let (mut sender, port) = sender_with_fault(r#"{"fail_encoder_after_frames":30}"#);
+        let mut receiver = client_of(port);
+        let decoded = wait_for(&receiver, "frames_decoded", 90, Duration::from_secs(20));
+        let finished = sender.is_finished();
+        let fallbacks = sender.with_stats(|s| s.counters.encoder_fallbacks);
+        let events = sender_events(&sender);
+        sender.stop();
+        receiver.stop();
+        let stats = receiver.stats_json();
+        assert!(decoded >= 90, "{stats}");
+        assert!(
+            !finished,
+            "the session survives an encoder failure: {events}"
+        );
+        assert_eq!(fallbacks, 1, "{events}");
+        assert!(
+            events.contains(r#""event":"encoder_fallback","from":"libx264","to":"libx264""#),
+            "{events}"
+        );
+        assert!(events.contains("fault injection"), "{events}");
+        let stats: Value = serde_json::from_str(&stats).unwrap();
+        // The first IDR of the session and the fallback's: nothing in between was undecodable.
+        assert_eq!(stats["idr_frames"], 2, "{stats}");
+        assert_eq!(stats["decode_errors"].as_u64().unwrap_or(0), 0, "{stats}");
+        assert_eq!(stats["frames_lost"].as_u64().unwrap_or(0), 0, "{stats}");
+    }
+
+    /// TEST FAULT INJECTION `kill_worker_after_frames`: the encode thread dies; the session finishes
+    /// with the reason as an `error` event, and the handle still answers.
+    #[test]
+    fn a_killed_video_worker_finishes_the_session_with_a_reason() {
+        let (mut sender, port) = sender_with_fault(r#"{"kill_worker_after_frames":20}"#);
+        let mut receiver = client_of(port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !sender.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(sender.is_finished(), "{}", sender.stats_json());
+        let events = sender_events(&sender);
+        assert!(
+            events.contains(
+                "video encode thread died: fault injection: video worker killed after 20 frames"
+            ),
+            "{events}"
+        );
+        assert!(events.contains(r#""event":"stopped""#), "{events}");
+        assert_eq!(sender.with_stats(|s| s.counters.frames_encoded), 20);
+        sender.stop();
+        receiver.stop();
+    }
 }

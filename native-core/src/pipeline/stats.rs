@@ -33,6 +33,8 @@ pub struct Counters {
     pub bytes_sent: u64,
     pub packets_dropped_impairment: u64,
     pub send_errors: u64,
+    /// Mid-stream switches to the next encoder of the chain after a failure.
+    pub encoder_fallbacks: u64,
 }
 
 pub struct PipelineStats {
@@ -76,7 +78,8 @@ impl PipelineStats {
             "{{\"fps\":{fps:.2},\"send_mbps\":{mbps:.3},\"target_bitrate_kbps\":{},\"encoder\":{},\
              \"frames_captured\":{},\"frames_encoded\":{},\"frames_sent\":{},\"frames_skipped\":{},\
              \"keyframes\":{},\"idr_requests\":{},\"packets_sent\":{},\"bytes_sent\":{},\
-             \"packets_dropped_impairment\":{},\"send_errors\":{},\"latency_us\":{{",
+             \"packets_dropped_impairment\":{},\"send_errors\":{},\"encoder_fallbacks\":{},\
+             \"latency_us\":{{",
             self.bitrate_kbps,
             crate::json::string(&self.encoder),
             c.frames_captured,
@@ -89,6 +92,7 @@ impl PipelineStats {
             c.bytes_sent,
             c.packets_dropped_impairment,
             c.send_errors,
+            c.encoder_fallbacks,
         );
         for (i, name) in STAGES.iter().enumerate() {
             let h = &self.stages[i];

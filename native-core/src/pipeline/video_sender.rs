@@ -8,14 +8,16 @@
 //! Section numbers (§) refer to docs/gamestream-protocol.md.
 
 use super::client_ping::{bind_client_by_ping, PingFilter};
-use super::config::{GameStreamVideoWire, PipelineConfig, SourceKind, Wire};
+use super::config::{FaultInjection, GameStreamVideoWire, PipelineConfig, SourceKind, Wire};
 use super::events::EventQueue;
 use super::stats::{PipelineStats, Stage};
 use crate::capture::synthetic::SyntheticSource;
 use crate::capture::x11::X11Source;
 use crate::capture::{monotonic_ns, Frame, VideoSource};
 use crate::crypto::aes_gcm::{Direction, MediaSealer};
-use crate::encode::{Codec, EncodedFrame, EncoderPreference, EncoderSettings, VideoEncoder};
+use crate::encode::{
+    Codec, EncodeError, EncodedFrame, EncoderPreference, EncoderSettings, VideoEncoder,
+};
 use crate::fec::provider::CachedCodes;
 use crate::fec::FecScheme;
 use crate::packet::gamestream_video::{GsFrameType, GsVideoFrameInput, GsVideoPacketizer};
@@ -23,6 +25,7 @@ use crate::packet::packetize::{FrameInput, Packetizer, PacketizerConfig};
 use crate::send::impairment::Impairment;
 use crate::send::pacer::Pacer;
 use crate::send::udp::UdpSender;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -38,6 +41,10 @@ pub const USER_FLAG_KEYFRAME: u32 = 0x10;
 const PACED_BURST_DATAGRAMS: usize = 16;
 /// Sent-frame fingerprints kept (about a minute at 60 fps).
 const SENT_HASH_HISTORY: usize = 4096;
+/// Mid-stream encoder fallbacks per session: the longest chain (AV1: four candidates) walked to its
+/// end plus one fresh software instance. Beyond that the encoder is broken for good and the worker
+/// ends, so a failure on every frame cannot spin reopening encoders forever.
+const MAX_ENCODER_FALLBACKS: u32 = 4;
 
 struct Shared {
     stop: AtomicBool,
@@ -218,14 +225,23 @@ impl VideoSender {
         let encode_thread = std::thread::Builder::new()
             .name("pf-video-encode".into())
             .spawn(move || {
-                encode_loop(
-                    encode_config,
-                    source,
-                    encoder,
-                    &encode_shared,
-                    frames_tx,
-                    spare_rx,
-                );
+                // A panic (a bug, or the kill fault) ends the worker like an error, with a reason.
+                // `frames_tx` outlives the loop: the send thread (which sets `finished`) sees the
+                // channel close only after the reason is queued.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    encode_loop(
+                        encode_config,
+                        source,
+                        encoder,
+                        &encode_shared,
+                        &frames_tx,
+                        spare_rx,
+                    )
+                }));
+                if let Err(payload) = outcome {
+                    report_panic(&encode_shared, "encode", payload.as_ref());
+                }
+                drop(frames_tx);
             })
             .map_err(|e| format!("spawn: {e}"))?;
         let send_shared = shared.clone();
@@ -233,7 +249,12 @@ impl VideoSender {
         let send_thread = std::thread::Builder::new()
             .name("pf-video-send".into())
             .spawn(move || {
-                run_wire(send_config, wire, &send_shared, frames_rx, spare_tx);
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    run_wire(send_config, wire, &send_shared, frames_rx, spare_tx)
+                }));
+                if let Err(payload) = outcome {
+                    report_panic(&send_shared, "send", payload.as_ref());
+                }
                 send_shared.finished.store(true, Ordering::SeqCst);
                 send_shared.events.push(json_event("stopped", &[]));
             })
@@ -527,6 +548,88 @@ fn remember_sent_hash(shared: &Shared, frame_index: u32, data: &[u8]) {
     }
 }
 
+fn report_panic(shared: &Shared, thread: &str, payload: &(dyn std::any::Any + Send)) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    crate::log::log_str(
+        crate::log::Level::Error,
+        "pipeline",
+        &format!("video {thread} thread died: {message}"),
+    );
+    shared.events.push(json_event(
+        "error",
+        &[(
+            "message",
+            crate::json::string(&format!("video {thread} thread died: {message}")),
+        )],
+    ));
+}
+
+/// TEST FAULT INJECTION: the error a real libav failure would give, for the fallback path.
+fn injected_encoder_failure(encoder: &VideoEncoder, frames: u64) -> EncodeError {
+    EncodeError::Encode {
+        encoder: encoder.chosen().to_string(),
+        message: format!("fault injection: encoder failed after {frames} frames"),
+        libav: Vec::new(),
+    }
+}
+
+/// After `encoder` failed mid-stream: switches to the next encoder of its chain (whose first frame
+/// is an IDR) and reports it; false when no fallback is left and the worker must end.
+fn fall_back(
+    encoder: &mut VideoEncoder,
+    error: &EncodeError,
+    shared: &Shared,
+    fallbacks: &mut u32,
+) -> bool {
+    let next = if *fallbacks >= MAX_ENCODER_FALLBACKS {
+        Err(format!("{MAX_ENCODER_FALLBACKS} fallbacks already used"))
+    } else {
+        encoder.open_fallback().map_err(|e| e.to_string())
+    };
+    let next = match next {
+        Ok(next) => next,
+        Err(why) => {
+            shared.events.push(json_event(
+                "error",
+                &[(
+                    "message",
+                    crate::json::string(&format!("encode: {error}; no fallback: {why}")),
+                )],
+            ));
+            return false;
+        }
+    };
+    *fallbacks += 1;
+    let from = encoder.chosen().to_string();
+    *encoder = next;
+    crate::log::log_str(
+        crate::log::Level::Warn,
+        "pipeline",
+        &format!(
+            "encoder {from} failed ({error}); continuing with {}",
+            encoder.chosen()
+        ),
+    );
+    {
+        let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.encoder = encoder.chosen().to_string();
+        stats.counters.encoder_fallbacks += 1;
+    }
+    shared.events.push(json_event(
+        "encoder_fallback",
+        &[
+            ("from", crate::json::string(&from)),
+            ("to", crate::json::string(encoder.chosen())),
+            ("reason", crate::json::string(&error.to_string())),
+        ],
+    ));
+    true
+}
+
 fn report_packetize_error(shared: &Shared, error: &dyn std::fmt::Display) {
     shared.events.push(json_event(
         "error",
@@ -633,7 +736,7 @@ fn encode_loop(
     mut source: Box<dyn VideoSource>,
     mut encoder: VideoEncoder,
     shared: &Shared,
-    frames: SyncSender<EncodedFrame>,
+    frames: &SyncSender<EncodedFrame>,
     spares: Receiver<EncodedFrame>,
 ) {
     while !shared.ready.load(Ordering::SeqCst) {
@@ -647,6 +750,9 @@ fn encode_loop(
     let mut frame = Frame::new();
     let mut applied_kbps = config.bitrate_kbps;
     let mut produced = 0u64;
+    let fault: FaultInjection = config.fault;
+    let mut encoder_fault_fired = false;
+    let mut fallbacks = 0u32;
     // A buffer the encoder did not fill (it held the frame back) is kept for the next frame.
     let mut unused: Option<EncodedFrame> = None;
     while !shared.stop.load(Ordering::SeqCst) && config.max_frames.is_none_or(|max| produced < max)
@@ -702,12 +808,21 @@ fn encode_loop(
             break;
         }
         let capture_ns = monotonic_ns().saturating_sub(capture_started);
+        if fault.kill_worker_after_frames == Some(produced) {
+            panic!("fault injection: video worker killed after {produced} frames");
+        }
         let force_idr = shared.idr_requested.swap(false, Ordering::SeqCst);
         let mut out = unused
             .take()
             .or_else(|| spares.try_recv().ok())
             .unwrap_or_default();
-        match encoder.encode_into(&frame, force_idr, &mut out) {
+        let result = if !encoder_fault_fired && fault.fail_encoder_after_frames == Some(produced) {
+            encoder_fault_fired = true;
+            Err(injected_encoder_failure(&encoder, produced))
+        } else {
+            encoder.encode_into(&frame, force_idr, &mut out)
+        };
+        match result {
             Ok(true) => {
                 produced += 1;
                 {
@@ -735,11 +850,10 @@ fn encode_loop(
                 unused = Some(out);
             }
             Err(error) => {
-                shared.events.push(json_event(
-                    "error",
-                    &[("message", crate::json::string(&format!("encode: {error}")))],
-                ));
-                break;
+                unused = Some(out);
+                if !fall_back(&mut encoder, &error, shared, &mut fallbacks) {
+                    break;
+                }
             }
         }
     }
