@@ -10,6 +10,7 @@ export function idleGameStreamControl(store: GameStreamTrustStore): GameStreamCo
   return {
     pinPending: () => false,
     waitingCeremonies: () => [],
+    cancelCeremony: () => false,
     submitPin: () => ({ kind: "no-handshake" }),
     listClients: () =>
       store.list().map((client) => ({

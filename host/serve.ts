@@ -188,6 +188,11 @@ export async function startHost(config: ServeConfig, log: Logger): Promise<Runni
         ...idle,
         pinPending: () => running.pairing.pinPending(),
         waitingCeremonies: () => running.pairing.waitingCeremonies().map(ceremonyView),
+        cancelCeremony: (id) => {
+          const cancelled = running.pairing.cancelCeremony(id);
+          if (cancelled) log.info("pairing ceremony cancelled through the management API", { ceremony: id });
+          return cancelled;
+        },
         submitPin: (pin, ceremonyId) => {
           const result = running.pairing.submitPin(pin, ceremonyId);
           if (result.kind === "delivered") {

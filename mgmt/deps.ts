@@ -33,6 +33,8 @@ export interface GameStreamControl {
   waitingCeremonies(): PairingCeremony[];
   /** Delivers the PIN to the named ceremony, or to the only waiting one when `ceremonyId` is absent. */
   submitPin(pin: string, ceremonyId?: string): SubmitPinOutcome;
+  /** Ends the ceremony with this id (waiting for the PIN or past it); false when none has it. */
+  cancelCeremony(ceremonyId: string): boolean;
   listClients(): PairedClient[];
   /** Removes the client and ends its live session; false when no such client. */
   unpairClient(fingerprint: string): boolean;

@@ -3,7 +3,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { ApiBuilder } from "./api_builder.ts";
 import { errorBody, errorContent, UNAUTHORIZED_RESPONSE } from "./api_builder.ts";
 import type { MgmtDeps } from "./deps.ts";
-import { PairingStatusSchema, SubmitPinSchema } from "./schemas.ts";
+import { CeremonyIdParamSchema, PairingStatusSchema, SubmitPinSchema } from "./schemas.ts";
 import type { PairingCeremony } from "./schemas.ts";
 
 /** Moonlight shows 4 digits; the protocol accepts any short digit string. */
@@ -94,6 +94,35 @@ export function registerPairingRoutes(api: ApiBuilder, deps: MgmtDeps): void {
         case "refused":
           return c.json(errorBody(outcome.reason), 409);
       }
+    },
+  );
+
+  api.add(
+    "token",
+    createRoute({
+      method: "delete",
+      path: "/api/v1/pair/{ceremony_id}",
+      tags: ["pairing"],
+      summary: "Cancel a pairing ceremony",
+      description:
+        "Ends a pairing handshake, e.g. a stranger's that `GET /api/v1/pair` lists with an address " +
+        "you do not know: its slot is freed at once instead of after its two-minute timeout. The client's " +
+        "waiting request gets a failure.",
+      operationId: "cancelPairingCeremony",
+      request: { params: CeremonyIdParamSchema },
+      responses: {
+        204: { description: "Ceremony ended" },
+        400: { description: "Malformed ceremony id", content: errorContent },
+        ...UNAUTHORIZED_RESPONSE,
+        404: { description: "No pairing ceremony in progress has that id", content: errorContent },
+      },
+    }),
+    (c) => {
+      const { ceremony_id: ceremonyId } = c.req.valid("param");
+      if (!deps.gamestream.cancelCeremony(ceremonyId)) {
+        return c.json(errorBody(`no pairing ceremony in progress has id ${JSON.stringify(ceremonyId)}`), 404);
+      }
+      return c.body(null, 204);
     },
   );
 }

@@ -111,3 +111,16 @@ Deno.test("POST /pair/pin: a well-formed PIN of any length 1–16 reaches the ce
     assertMatch((await response.json()).error, /1 to 16 ASCII digits/);
   }
 });
+
+Deno.test("DELETE /pair/{ceremony_id}: ends that ceremony (204), an unknown id is 404", async () => {
+  const { deps, state } = fakeDeps();
+  const mgmt = createMgmtApp(deps);
+  state.ceremonies = [ATTACKER, VICTIM];
+  const cancel = (id: string) => mgmt.app.request(`/api/v1/pair/${id}`, { method: "DELETE" });
+  assertEquals((await cancel(ATTACKER.id)).status, 204);
+  assertEquals(state.ceremonies, [VICTIM]);
+  const unknown = await cancel(ATTACKER.id);
+  assertEquals(unknown.status, 404);
+  assertMatch((await unknown.json()).error, /no pairing ceremony in progress/);
+  assertEquals((await cancel("x".repeat(65))).status, 400);
+});

@@ -255,6 +255,13 @@ export const ArmNativePairingSchema = z.object({
   }),
 }).openapi("ArmNativePairing", { description: "Arm-native-pairing request body." });
 
+export const CeremonyIdParamSchema = z.object({
+  ceremony_id: z.string().max(64).openapi({
+    param: { name: "ceremony_id", in: "path" },
+    description: "A ceremony id from `GET /api/v1/pair`",
+  }),
+});
+
 export const FingerprintParamSchema = z.object({
   fingerprint: z.string().openapi({
     param: { name: "fingerprint", in: "path" },

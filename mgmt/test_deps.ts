@@ -95,6 +95,12 @@ export function fakeDeps(token?: string): { deps: MgmtDeps; state: FakeState } {
     gamestream: {
       pinPending: () => state.ceremonies ? state.ceremonies.length > 0 : state.pinPending,
       waitingCeremonies: () => state.ceremonies ?? [],
+      cancelCeremony: (id: string) => {
+        const index = (state.ceremonies ?? []).findIndex((c) => c.id === id);
+        if (index < 0) return false;
+        state.ceremonies!.splice(index, 1);
+        return true;
+      },
       submitPin: (pin, ceremonyId) => {
         if (state.ceremonies) {
           if (ceremonyId === undefined && state.ceremonies.length > 1) {

@@ -230,6 +230,18 @@ export class GameStreamPairing {
     return [...this.#ceremonies.values()].filter((c) => c.expecting === "pin").map(describe);
   }
 
+  /**
+   * Ends a ceremony on the operator's word (`DELETE /api/v1/pair/{id}`): a stranger's ceremony holding one of
+   * the slots is cleared without waiting for its TTL. Its held request gets a failure. False when no ceremony
+   * in progress has that id.
+   */
+  cancelCeremony(ceremonyId: string): boolean {
+    const ceremony = [...this.#ceremonies.values()].find((c) => c.id === ceremonyId);
+    if (!ceremony) return false;
+    this.#drop(ceremony, failure(400, "Pairing cancelled by the host"), "cancelled by the operator");
+    return true;
+  }
+
   /** Counters of refused stranger requests since start. */
   refusals(): Readonly<PairingRefusals> {
     return { ...this.#refusals };

@@ -795,3 +795,21 @@ Deno.test("pairing property: requests from any addresses, PINs, closes and ticks
     { numRuns: 300 },
   );
 });
+
+Deno.test("pairing: the operator cancels a stranger's held ceremony; its slot is free at once", async () => {
+  const { host } = newHost();
+  const strangers = [1, 2, 3, 4].map((i) =>
+    new ManualClient(host, "0", `S${i}`, { ...HTTP, sourceIp: `10.0.2.${i}` }).phase1()
+  );
+  const victim = () => new ManualClient(host, "1234", "V", { ...HTTP, sourceIp: "10.0.2.9" }).phase1();
+  assertFailure(await victim(), 503, /Too many pairing requests/);
+  assertEquals(host.cancelCeremony("no-such-id"), false);
+  for (const ceremony of host.waitingCeremonies()) assert(host.cancelCeremony(ceremony.id));
+  for (const reply of await Promise.all(strangers)) assertFailure(reply, 400, /cancelled by the host/);
+  assertEquals(host.waitingCeremonies(), []);
+  const held = victim();
+  assert(await isPending(held), "the victim's ceremony waits for its PIN");
+  assertEquals(host.waitingCeremonies().map((c) => c.sourceIp), ["10.0.2.9"]);
+  host.close();
+  assertFailure(await held, 503, /shutting down/);
+});

@@ -302,6 +302,43 @@ Deno.test({
           assertEquals(await pairedCount(), 3);
         },
       );
+      await t.step(
+        "four strangers holding phase 1 open fill the slots; the operator cancels them and the victim pairs",
+        async () => {
+          // Addresses no earlier step used, so no leftover ceremony counts against their per-address slot.
+          const held = ["127.0.1.2", "127.0.1.3", "127.0.1.4", "127.0.1.5"].map((address) =>
+            phase1From(address, base, createClientIdentity(), "stranger")
+          );
+          // Every slot is taken: the strangers' held ceremonies plus any an earlier step left past its PIN
+          // (those count until their TTL); a stranger that found the slots full was answered at once.
+          let answered = 0;
+          for (const request of held) request.reply.then(() => answered++, () => answered++);
+          const strangers = await waitForCeremonies(
+            "the strangers' ceremonies fill every slot",
+            (list) => list.length > 0 && list.length + answered === held.length,
+          );
+          const identity = createClientIdentity();
+          const refused = await pairFrom("127.0.1.8", identity, "5821", () => Promise.resolve());
+          assertEquals(refused.paired, false, "all four slots are taken");
+          for (const ceremony of strangers) {
+            const response = await fetch(`${api}/pair/${ceremony.id}`, { method: "DELETE" });
+            assertEquals(response.status, 204, ceremony.source_address);
+          }
+          assertEquals(
+            (await Promise.all(held.map((r) => r.reply))).filter((x) => /cancelled/.test(x)).length,
+            strangers.length,
+          );
+          const result = await pairFrom("127.0.1.8", identity, "5821", async () => {
+            const [ceremony] = await waitForCeremonies(
+              "the victim's ceremony alone",
+              (list) => list.length === 1 && list[0].source_address === "127.0.1.8",
+            );
+            assertEquals((await submitPin({ pin: "5821", ceremony_id: ceremony.id })).status, 204);
+          });
+          assert(result.paired, `victim pairs after the cancel: ${result.reason}`);
+          await result.client?.close();
+        },
+      );
     } finally {
       await host.cleanup();
     }
