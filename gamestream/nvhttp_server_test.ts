@@ -66,7 +66,11 @@ Deno.test({
       const held = net.connect({ host: "127.0.0.1", port: servers.httpPort });
       await new Promise((resolve) => held.once("connect", resolve));
       held.write("GET /pair?uniqueid=1 HTTP/1.1\r\nHost: h\r\n\r\n");
-      while (seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      const arrivalDeadline = Date.now() + 5_000;
+      while (seen.length === 0) {
+        if (Date.now() > arrivalDeadline) throw new Error("the held request never reached the handler");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       assertEquals(seen[0].closed.aborted, false);
       const aborted = new Promise((resolve) => seen[0].closed.addEventListener("abort", resolve));
       held.destroy();
@@ -79,7 +83,7 @@ Deno.test({
       ]).finally(() => clearTimeout(guard));
       answer();
 
-      // An answered request's signal never aborts.
+      // A request's signal is not aborted by answering it.
       const response = await fetch(`http://127.0.0.1:${servers.httpPort}/serverinfo`);
       assertEquals(response.status, 200);
       await response.body?.cancel();
