@@ -146,10 +146,14 @@ Deno.test({
           "the named PIN pairs the victim only",
         async () => {
           const stranger = createClientIdentity();
+          // One after the other, so the listing's arrival order is known.
           const strangers = [
             phase1From("127.0.0.2", base, { ...stranger, uniqueId: "A1A1A1A1A1A1A1A1" }),
-            phase1From("127.0.0.3", base, { ...stranger, uniqueId: "A2A2A2A2A2A2A2A2" }, "Living room"),
           ];
+          await waitForCeremonies("the first stranger's ceremony", (list) => list.length === 1);
+          strangers.push(
+            phase1From("127.0.0.3", base, { ...stranger, uniqueId: "A2A2A2A2A2A2A2A2" }, "Living room"),
+          );
           await waitForCeremonies("the strangers' ceremonies", (list) => list.length === 2);
           const victim = createClientIdentity();
           let victimCeremony: Ceremony | undefined;
