@@ -67,6 +67,8 @@ export interface HostProcess {
   /** Everything the host wrote to stderr so far (its log). */
   stderr(): string;
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+  /** The exit status once the process has ended and everything it wrote to stderr has been read. */
+  exited(): Promise<Deno.CommandStatus>;
   cleanup(): Promise<void>;
 }
 
@@ -121,6 +123,11 @@ export function spawnHost(
     configDir: `${configDir}/config`,
     stderr: () => log,
     stop,
+    exited: async () => {
+      const exit = await child.status;
+      await reading;
+      return exit;
+    },
     cleanup: async () => {
       await stop();
       await reading;

@@ -76,7 +76,8 @@ Deno.test("without --gamestream nothing listens on the GameStream ports and ther
 Deno.test("serve off loopback without a token refuses to start and says how to set one", async () => {
   const host = spawnHost(["serve", "--mgmt-bind", `0.0.0.0:${freePort()}`]);
   try {
-    const exit = await host.child.status;
+    // Its stderr is read to the end, not just up to the moment the exit was seen.
+    const exit = await host.exited();
     assert(exit.code !== 0, "non-zero exit");
     assertMatch(host.stderr(), /refusing to serve the management API on 0\.0\.0\.0 without a token/);
     assertMatch(host.stderr(), /--mgmt-token/);
