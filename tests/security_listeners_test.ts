@@ -7,9 +7,8 @@
  */
 import net from "node:net";
 import { assert, assertEquals } from "./assert.ts";
-import { freeGameStreamBase, freePort, spawnHost, waitForHttp } from "./host_process.ts";
 import type { HostProcess } from "./host_process.ts";
-import { submitPinWhenAsked, waitUntil } from "./gamestream_client/host_harness.ts";
+import { startGameStreamHost, submitPinWhenAsked, waitUntil } from "./gamestream_client/host_harness.ts";
 import { GameStreamTestClient, xmlTag } from "./gamestream_client/client.ts";
 import { LISTENER_DEFENCES } from "../host/connection_guard.ts";
 
@@ -47,27 +46,8 @@ interface FloodHost {
 
 /** `serve --gamestream` as the other integration tests start it, but under `ulimit -n 1024` (the common default). */
 async function startHostUnderUlimit(env: Record<string, string> = {}): Promise<FloodHost> {
-  const base = freeGameStreamBase();
-  const mgmt = freePort();
-  const host = spawnHost(
-    ["serve", "--gamestream", "--gamestream-port", String(base), "--mgmt-bind", `127.0.0.1:${mgmt}`],
-    {
-      PUNKTFUNK_MDNS: "0",
-      PUNKTFUNK_AUDIO_SOURCE: "tone",
-      PUNKTFUNK_GAMESTREAM_BIND: "127.0.0.1",
-      DISPLAY: "",
-      PUNKTFUNK_LOG: "debug",
-      ...env,
-    },
-    { openFileLimit: 1024 },
-  );
-  const api = `http://127.0.0.1:${mgmt}/api/v1`;
-  try {
-    await waitForHttp(`${api}/health`, host);
-  } catch (error) {
-    await host.cleanup();
-    throw error;
-  }
+  const { host, base, api } = await startGameStreamHost([], env, { openFileLimit: 1024 });
+  const mgmt = Number(new URL(api).port);
   return { host, base, api, ports: { http: base, https: base - 5, rtsp: base + 21, mgmt } };
 }
 

@@ -165,21 +165,24 @@ export function tcpExchange(
   });
 }
 
+/** The stream a test client asks for in its ANNOUNCE. */
+export interface StreamRequest {
+  width: number;
+  height: number;
+  fps: number;
+  bitrateKbps: number;
+  packetSize: number;
+  codec?: "h264" | "hevc" | "av1";
+  audioChannels?: AudioChannels;
+}
+
 /**
  * The ANNOUNCE body Moonlight sends for `video` (the attributes our host reads; see
  * docs/gamestream-protocol.md §5.7), with the given `x-ss-general.encryptionEnabled` bits.
  */
 export function announceSdp(
   address: string,
-  video: {
-    width: number;
-    height: number;
-    fps: number;
-    bitrateKbps: number;
-    packetSize: number;
-    codec?: "h264" | "hevc" | "av1";
-    audioChannels: AudioChannels;
-  },
+  video: StreamRequest & { audioChannels: AudioChannels },
   encryptionEnabled: number,
 ): string {
   const audioChannels = video.audioChannels;
@@ -375,15 +378,7 @@ export class GameStreamTestClient {
   async handshake(
     sessionUrl: string,
     keys: { rikey: Uint8Array; rikeyId: number },
-    video: {
-      width: number;
-      height: number;
-      fps: number;
-      bitrateKbps: number;
-      packetSize: number;
-      codec?: "h264" | "hevc" | "av1";
-      audioChannels?: AudioChannels;
-    },
+    video: StreamRequest,
     encryptionEnabled = 0x01 | 0x02 | 0x04,
   ): Promise<LaunchedStream> {
     const rtspPort = Number(sessionUrl.slice(sessionUrl.lastIndexOf(":") + 1));

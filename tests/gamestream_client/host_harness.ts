@@ -3,7 +3,7 @@
  * the helpers every GameStream test needs (polling with a diagnostic, PIN entry through the management API).
  */
 import { freeGameStreamBase, freePort, spawnHost, waitForHttp } from "../host_process.ts";
-import type { HostProcess } from "../host_process.ts";
+import type { HostProcess, SpawnOptions } from "../host_process.ts";
 import { assertEquals } from "../assert.ts";
 
 export interface GameStreamHostUnderTest {
@@ -17,6 +17,7 @@ export interface GameStreamHostUnderTest {
 export async function startGameStreamHost(
   extraArgs: string[] = [],
   env: Record<string, string> = {},
+  spawnOptions: SpawnOptions = {},
 ): Promise<GameStreamHostUnderTest> {
   const base = freeGameStreamBase();
   const mgmtPort = freePort();
@@ -38,6 +39,7 @@ export async function startGameStreamHost(
       PUNKTFUNK_LOG: "debug",
       ...env,
     },
+    spawnOptions,
   );
   const api = `http://127.0.0.1:${mgmtPort}/api/v1`;
   try {
