@@ -130,9 +130,12 @@ run_tests() {
   step "cargo test" tee_run "$results/cargo.txt" sh -c "cd native-core && cargo test --release --offline"
   resources=$(present_native_resources)
   if [ -n "$resources" ]; then
+    # One test at a time: a clean-clone run once aborted at the start of this group with glibc's
+    # "malloc(): unaligned tcache chunk detected" (heap corruption) while its X11/PulseAudio tests started
+    # together; 21 later parallel runs did not reproduce it and the cause is not found yet (docs/architecture.md).
     # shellcheck disable=SC2086 # one filter argument per resource
     step "cargo test --ignored$resources" tee_run "$results/cargo-resources.txt" \
-      sh -c 'cd native-core && cargo test --release --offline -- --ignored "$@"' sh $resources
+      sh -c 'cd native-core && cargo test --release --offline -- --ignored --test-threads=1 "$@"' sh $resources
   fi
   # The listener flood test opens 2,000 connections from the test process itself (the host runs under its own
   # `ulimit -n 1024`); raise the soft limit where the hard limit allows, so it runs instead of skipping.
