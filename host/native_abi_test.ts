@@ -114,3 +114,22 @@ Deno.test("availableCodecs maps hevc to the API's h265 and keeps API order", () 
     ["h265", "av1"],
   );
 });
+
+Deno.test("ffiCalls counts every crossing, log drains and error reads included", () => {
+  const native = NativeCore.open();
+  try {
+    const crossings = (action: () => unknown) => {
+      const before = native.ffiCalls;
+      action();
+      return native.ffiCalls - before;
+    };
+    native.drainLogs();
+    assertEquals(crossings(() => native.drainLogs()), 1, "an empty log queue: one drain call");
+    // A length query, and a second call to copy the message when there is one.
+    const expected = native.lastError() === "" ? 1 : 2;
+    assertEquals(crossings(() => native.lastError()), expected, "an error read");
+    assertEquals(crossings(() => native.setLogLevel("info")), 1);
+  } finally {
+    native.close();
+  }
+});
