@@ -20,6 +20,7 @@
 import { ENET_MAXIMUM_PEER_ID, EnetHostPeer, parseConnectRequest } from "./enet.ts";
 import type { EnetOutput } from "./enet.ts";
 import { ControlCipher, ControlError } from "./control.ts";
+import { isLoggedOccurrence } from "../host/log.ts";
 import type { Logger } from "../host/log.ts";
 
 /** ENet retransmits and pings are only as prompt as the service loop (§14: ≤ 10 ms). */
@@ -118,9 +119,6 @@ export function controlRemote(hostname: string, port: number): ControlRemote {
 const keyOf = (remote: ControlRemote) =>
   `${remote.ip.includes(":") ? `[${remote.ip}]` : remote.ip}:${remote.port}`;
 
-/** Logs about dropped traffic are written at counts 1, 2, 4, 8, …, so a flood cannot flood the log. */
-const isPowerOfTwo = (n: number) => (n & (n - 1)) === 0;
-
 const randomPeerId = () => crypto.getRandomValues(new Uint16Array(1))[0] % ENET_MAXIMUM_PEER_ID;
 
 /** The control port's state without the socket: feed it datagrams and ticks; it sends through `options.send`. */
@@ -165,7 +163,9 @@ export class ControlEndpoint {
       }
       if (!this.options.admit(request.connectData, remote)) {
         const refused = ++this.#stats.refusedConnects;
-        if (isPowerOfTwo(refused)) this.options.log.info("control connect refused", { remote: key, refused });
+        if (isLoggedOccurrence(refused)) {
+          this.options.log.info("control connect refused", { remote: key, refused });
+        }
         return;
       }
       if (!this.#makeRoom(remote)) {
@@ -257,7 +257,7 @@ export class ControlEndpoint {
           ? "replayedMessages"
           : "malformedMessages";
         const count = ++this.#stats[counter];
-        if (isPowerOfTwo(count)) {
+        if (isLoggedOccurrence(count)) {
           log.info("control message dropped", { remote: entry.key, reason: code, count });
         }
         continue;

@@ -40,6 +40,7 @@ import type { RtspServer } from "./rtsp_server.ts";
 import { ML_FF_SESSION_ID_V1, SS_ENC_AUDIO, SS_ENC_VIDEO } from "./sdp.ts";
 import { GameStreamPairing } from "../pairing/gamestream_pairing.ts";
 import type { GameStreamTrustStore } from "../pairing/trust_store.ts";
+import { isLoggedOccurrence } from "../host/log.ts";
 import type { Logger } from "../host/log.ts";
 import type { RuntimeStatus } from "../mgmt/mod.ts";
 import type {
@@ -598,10 +599,10 @@ export class GameStreamHost {
             reason: String(event.reason),
           });
         } else if (event.event === "error") {
-          // Logged at counts 1, 2, 4, …: a worker failing every frame cannot flood the log.
+          // A worker failing every frame cannot flood the log.
           const count = (errorCounts.get(worker) ?? 0) + 1;
           errorCounts.set(worker, count);
-          if ((count & (count - 1)) === 0) {
+          if (isLoggedOccurrence(count)) {
             log.warn("native media error", { worker, message: String(event.message), count });
           }
         } else if (event.event === "events_dropped") {

@@ -18,6 +18,14 @@ export interface LogRecord {
 export type LogFormat = "human" | "json";
 export type LogSink = (line: string) => void;
 
+/**
+ * Whether the `count`-th occurrence of a repeated event is logged: the 1st, 2nd, 4th, 8th …, so a flood of
+ * refusals or failures costs log lines logarithmic in its size while the counters keep the whole total.
+ */
+export function isLoggedOccurrence(count: number): boolean {
+  return count > 0 && (count & (count - 1)) === 0;
+}
+
 export function parseLogLevel(text: string): LogLevel {
   const level = text.trim().toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;

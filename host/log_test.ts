@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "../tests/assert.ts";
 import fc from "fast-check";
-import { escapeControlCharacters, formatRecord, Logger, parseLogLevel } from "./log.ts";
+import { escapeControlCharacters, formatRecord, isLoggedOccurrence, Logger, parseLogLevel } from "./log.ts";
 import type { LogLevel } from "./log.ts";
 
 function capture(level: LogLevel, format: "human" | "json" = "json") {
@@ -97,4 +97,9 @@ Deno.test("property: a human log line is one inert line, and every string in it 
     }),
     { numRuns: 500 },
   );
+});
+
+Deno.test("isLoggedOccurrence: the 1st, 2nd, 4th, 8th … occurrence, never 0 or the others", () => {
+  const logged = Array.from({ length: 40 }, (_, i) => i).filter(isLoggedOccurrence);
+  assertEquals(logged, [1, 2, 4, 8, 16, 32]);
 });

@@ -13,6 +13,7 @@ import { registerPairingRoutes } from "./pairing_routes.ts";
 import { registerNativeRoutes } from "./native_routes.ts";
 import { registerSessionRoutes } from "./session_routes.ts";
 import { VERSION } from "../host/version.ts";
+import { isLoggedOccurrence } from "../host/log.ts";
 import type { Logger } from "../host/log.ts";
 import {
   bodyTooLarge,
@@ -151,8 +152,8 @@ function requestGuard(
     }
     if (verdict.allowed) return await next();
     const count = ++refusals[verdict.kind];
-    // A flood must not flood the log: the 1st, 2nd, 4th, 8th … refusal of each kind is logged.
-    if ((count & (count - 1)) === 0) {
+    // A flood must not flood the log (each kind counted separately).
+    if (isLoggedOccurrence(count)) {
       log.warn("management API refused a request", { reason: verdict.kind, count, detail: verdict.message });
     }
     return c.json(errorBody(verdict.message), verdict.status);
